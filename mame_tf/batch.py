@@ -1,0 +1,89 @@
+"""The unit of experience: one `Batch` of arrays shaped ``[T, E, H, ...]``.
+
+``T`` tasks, ``E`` episodes per task, ``H`` horizon. Every array is a numpy array; algorithms convert
+what they need to tensors. Steps after an episode terminated are padding: ``mask`` is 0 there, and
+rewards, log-probabilities and every other per-step quantity at those steps must be ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+
+class SamplingPolicy(Protocol):
+    """What the sampler calls at every step: ``obs [T, E, obs_dim] -> (mean, log_std)``.
+
+    Both outputs are ``[T, E, act_dim]`` numpy arrays; the sampler draws
+    ``a = mean + exp(log_std) * eps`` with its own seeded generator, so sampling is reproducible and the
+    policy itself stays deterministic. A policy may carry different parameters per task: it sees the
+    task axis and computes every task in one batched call.
+    """
+
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclasses.dataclass
+class Batch:
+    """Episodes of ``T`` tasks × ``E`` episodes × ``H`` steps.
+
+    obs:       [T, E, H, obs_dim]  observation before each action
+    actions:   [T, E, H, act_dim]  the sampled (unclipped) actions
+    rewards:   [T, E, H]           reward of each step (0 where mask is 0)
+    mask:      [T, E, H]           1.0 for real steps, 0.0 after termination
+    logp:      [T, E, H]           log-probability of each action under the sampling policy
+    mean:      [T, E, H, act_dim]  Gaussian mean at sampling time
+    log_std:   [T, E, H, act_dim]  Gaussian log-std at sampling time
+    tasks:     the T task objects
+    infos:     extra per-step arrays ``[T, E, H, ...]`` (for example ``position`` for the point task)
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    mask: np.ndarray
+    logp: np.ndarray
+    mean: np.ndarray
+    log_std: np.ndarray
+    tasks: list[Any]
+    infos: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_tasks(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def episodes_per_task(self) -> int:
+        return self.rewards.shape[1]
+
+    @property
+    def horizon(self) -> int:
+        return self.rewards.shape[2]
+
+    @property
+    def env_steps(self) -> int:
+        """Number of real (unmasked) environment steps in the batch."""
+        return int(self.mask.sum())
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode, ``[T, E]``."""
+        return (self.rewards * self.mask).sum(axis=-1)
+
+    def mean_return(self) -> float:
+        """Average undiscounted episode return over all tasks and episodes."""
+        return float(self.episode_returns().mean())
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Batch":
+        """A new batch with ``fn`` applied to every per-step array (e.g. a slice over tasks or episodes)."""
+        return Batch(
+            obs=fn(self.obs),
+            actions=fn(self.actions),
+            rewards=fn(self.rewards),
+            mask=fn(self.mask),
+            logp=fn(self.logp),
+            mean=fn(self.mean),
+            log_std=fn(self.log_std),
+            tasks=self.tasks,
+            infos={k: fn(v) for k, v in self.infos.items()},
+        )

@@ -1,0 +1,289 @@
+"""Networks: Gaussian MLP policies and the regression network, with a functional, task-batched forward.
+
+Every network here is a Keras 3 model that owns its variables, plus a *functional* forward
+``forward(params, inputs, ...)`` that takes the parameters explicitly. The functional form is what
+meta-learning needs: the inner step produces adapted parameters (tensors, not variables) and the
+outer gradient must flow through them, so the same forward has to run on
+
+* the model's own variables (``params = model.params``), shared by every task, or
+* per-task parameters with a leading task axis (``per_task=True``): each tensor of ``params`` has
+  shape ``[T, *variable_shape]`` and the forward computes all ``T`` tasks in one batched ``einsum``,
+  never a Python loop over tasks (a loop over 40 tasks inside ``tf.function`` traces for tens of
+  seconds; the batched form traces in about two).
+
+Inputs carry the task axis first: ``x: [T, ..., in_dim]`` (for example ``obs: [T, E, H, obs_dim]``).
+
+Parameter order is fixed and documented: ``[W_0, b_0, W_1, b_1, ..., W_L, b_L]`` for the MLP layers,
+followed by ``log_std`` (``[act_dim]``) for Gaussian policies. Kernels use Glorot-uniform
+initialisation and biases zeros, as in the policy network of Finn et al. (2017): two hidden layers of
+100 ReLU units, a linear mean output and a state-independent learned log standard deviation
+initialised to ``log(1.0)``.
+
+Latent-conditioned networks (MAME's exploitation policy π_{θ,z}(a|s) and self-supervision network
+M_{β,z}(s, a)) concatenate a latent vector ``z`` to their input. ``z`` is either one vector
+``[latent_dim]`` shared by all tasks or one per task ``[T, latent_dim]``; it is passed separately from
+``params`` because in MAME it is the only adapted quantity.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "relu": tf.nn.relu,
+    "tanh": tf.math.tanh,
+}
+
+
+def _check_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is not supported; valid choices: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def _check_sizes(hidden_sizes: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(int(h) for h in hidden_sizes)
+    if any(h <= 0 for h in sizes):
+        raise ValueError(f"hidden_sizes={tuple(hidden_sizes)!r} must be positive integers")
+    return sizes
+
+
+def concat_latent(x: tf.Tensor, z: tf.Tensor | None) -> tf.Tensor:
+    """Concatenate ``z`` to the last axis of ``x``.
+
+    ``x: [T, ..., d]``; ``z`` is ``None``, ``[k]`` (shared by all tasks) or ``[T, k]`` (one per task).
+    Returns ``[T, ..., d + k]``.
+    """
+    if z is None:
+        return x
+    z = tf.convert_to_tensor(z, dtype=x.dtype)
+    rank = len(x.shape)
+    if len(z.shape) == 1:
+        z_b = tf.reshape(z, [1] * (rank - 1) + [-1])
+    elif len(z.shape) == 2:
+        z_b = tf.reshape(z, [tf.shape(z)[0]] + [1] * (rank - 2) + [-1])
+    else:
+        raise ValueError(f"z must have shape [latent_dim] or [T, latent_dim], got {z.shape}")
+    z_b = tf.broadcast_to(z_b, tf.concat([tf.shape(x)[:-1], tf.shape(z)[-1:]], axis=0))
+    return tf.concat([x, z_b], axis=-1)
+
+
+def mlp_forward(
+    layer_params: Sequence[tf.Tensor],
+    x: tf.Tensor,
+    activation: Callable[[tf.Tensor], tf.Tensor],
+    per_task: bool,
+) -> tf.Tensor:
+    """Functional MLP: ``[W_0, b_0, ..., W_L, b_L]`` applied to ``x: [T, ..., in]``.
+
+    Hidden layers use ``activation``; the output layer is linear. With ``per_task=True`` each
+    ``W_i: [T, in_i, out_i]`` and ``b_i: [T, out_i]`` and task ``t`` of ``x`` uses its own slice.
+    """
+    if len(layer_params) % 2:
+        raise ValueError("layer_params must alternate kernels and biases")
+    x = tf.convert_to_tensor(x)
+    shape = tf.shape(x)
+    if per_task:
+        # Flatten the inner axes so each layer is one batched matmul over tasks: [T, N, in].
+        h = tf.reshape(x, tf.stack([shape[0], -1, shape[-1]]))
+    else:
+        h = tf.reshape(x, tf.stack([-1, shape[-1]]))
+    n_layers = len(layer_params) // 2
+    for i in range(n_layers):
+        w, b = layer_params[2 * i], layer_params[2 * i + 1]
+        if per_task:
+            h = tf.einsum("tni,tio->tno", h, w) + b[:, None, :]
+        else:
+            h = tf.matmul(h, w) + b
+        if i < n_layers - 1:
+            h = activation(h)
+    out_dim = tf.shape(h)[-1:]
+    return tf.reshape(h, tf.concat([shape[:-1], out_dim], axis=0))
+
+
+class _FunctionalMLP(keras.Model):
+    """Shared machinery: owns ``[W_0, b_0, ..., W_L, b_L]`` as Keras variables."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_sizes: Sequence[int],
+        activation: str,
+        seed: int | None,
+        name: str,
+    ):
+        super().__init__(name=name)
+        self.in_dim = int(in_dim)
+        self.out_dim = int(out_dim)
+        self.hidden_sizes = _check_sizes(hidden_sizes)
+        self.activation_name = activation
+        self._activation = _check_activation(activation)
+        if self.in_dim <= 0 or self.out_dim <= 0:
+            raise ValueError(f"in_dim={in_dim} and out_dim={out_dim} must be positive")
+        sizes = (self.in_dim,) + self.hidden_sizes + (self.out_dim,)
+        rng = np.random.default_rng(seed)
+        self._layer_vars = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            w0 = rng.uniform(-limit, limit, size=(n_in, n_out)).astype(np.float32)
+            w = self.add_weight(
+                shape=(n_in, n_out), initializer=keras.initializers.Constant(w0), name=f"kernel_{i}"
+            )
+            b = self.add_weight(shape=(n_out,), initializer="zeros", name=f"bias_{i}")
+            self._layer_vars += [w, b]
+
+    @property
+    def params(self) -> list:
+        """The model's variables in the documented functional order."""
+        return list(self._layer_vars)
+
+    def tile_params(self, num_tasks: int, params: Sequence[tf.Tensor] | None = None) -> list[tf.Tensor]:
+        """Copies of ``params`` (default: the variables) with a leading task axis ``[T, ...]``."""
+        params = self.params if params is None else params
+        return [tf.tile(tf.convert_to_tensor(p)[None], [num_tasks] + [1] * len(p.shape)) for p in params]
+
+
+class GaussianMLPPolicy(_FunctionalMLP):
+    """π(a | s) or π(a | s, z): diagonal Gaussian with MLP mean and state-independent log-std.
+
+    ``params = [W_0, b_0, ..., W_L, b_L, log_std]``. ``latent_dim > 0`` makes the policy
+    latent-conditioned: the input is ``concat(obs, z)``.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: Sequence[int] = (100, 100),
+        activation: str = "relu",
+        latent_dim: int = 0,
+        init_std: float = 1.0,
+        seed: int | None = None,
+        name: str = "policy",
+    ):
+        if latent_dim < 0:
+            raise ValueError(f"latent_dim={latent_dim} must be >= 0")
+        if not init_std > 0:
+            raise ValueError(f"init_std={init_std} must be > 0")
+        super().__init__(obs_dim + latent_dim, act_dim, hidden_sizes, activation, seed, name)
+        self.obs_dim = int(obs_dim)
+        self.act_dim = int(act_dim)
+        self.latent_dim = int(latent_dim)
+        self.log_std = self.add_weight(
+            shape=(act_dim,),
+            initializer=keras.initializers.Constant(math.log(init_std)),
+            name="log_std",
+        )
+        self._forward_fn = tf.function(self.forward, reduce_retracing=True)
+
+    @property
+    def params(self) -> list:
+        return list(self._layer_vars) + [self.log_std]
+
+    def forward(
+        self,
+        params: Sequence[tf.Tensor],
+        obs: tf.Tensor,
+        z: tf.Tensor | None = None,
+        per_task: bool = False,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Mean ``[T, ..., act_dim]`` and log-std broadcast to the same shape."""
+        if (z is None) != (self.latent_dim == 0):
+            raise ValueError(
+                f"{self.name}: latent_dim={self.latent_dim} but z was {'not ' if z is None else ''}given"
+            )
+        x = concat_latent(tf.convert_to_tensor(obs, dtype=params[0].dtype), z)
+        mean = mlp_forward(params[:-1], x, self._activation, per_task)
+        log_std = params[-1]
+        if per_task:
+            log_std = tf.reshape(log_std, [-1] + [1] * (len(mean.shape) - 2) + [self.act_dim])
+        log_std = tf.broadcast_to(log_std, tf.shape(mean))
+        return mean, log_std
+
+    def distribution(self, params, obs, z=None, per_task: bool = False) -> tfd.Distribution:
+        """The tfp distribution π(·|s[, z]) with batch shape ``[T, ...]`` and event shape ``[act_dim]``."""
+        mean, log_std = self.forward(params, obs, z, per_task)
+        return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(log_std))
+
+    def log_prob(self, params, obs, actions, z=None, per_task: bool = False) -> tf.Tensor:
+        """log π(a|s[, z]) ``[T, ...]`` (closed form of the tfp diagonal Gaussian, cheaper to differentiate twice)."""
+        mean, log_std = self.forward(params, obs, z, per_task)
+        return gaussian_log_prob(mean, log_std, actions)
+
+    def call(self, obs, z=None):
+        return self.forward(self.params, obs, z)[0]
+
+    def sampling_fn(self, params=None, z=None, per_task: bool = False):
+        """A numpy function ``obs [T, E, obs_dim] -> (mean, log_std)`` for the sampler (compiled once)."""
+        params = self.params if params is None else [tf.convert_to_tensor(p) for p in params]
+        z_t = None if z is None else tf.convert_to_tensor(z, dtype=tf.float32)
+
+        def fn(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            mean, log_std = self._forward_fn(params, tf.convert_to_tensor(obs, tf.float32), z_t, per_task)
+            return mean.numpy(), log_std.numpy()
+
+        return fn
+
+
+def gaussian_log_prob(mean: tf.Tensor, log_std: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
+    """Log-density of a diagonal Gaussian, summed over the last (action) axis."""
+    actions = tf.cast(actions, mean.dtype)
+    z = (actions - mean) * tf.exp(-log_std)
+    return tf.reduce_sum(-0.5 * tf.square(z) - log_std, axis=-1) - 0.5 * math.log(2.0 * math.pi) * tf.cast(
+        tf.shape(mean)[-1], mean.dtype
+    )
+
+
+def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> tf.Tensor:
+    """KL(p ‖ q) of diagonal Gaussians, summed over the last axis."""
+    var_p = tf.exp(2.0 * log_std_p)
+    var_q = tf.exp(2.0 * log_std_q)
+    return tf.reduce_sum(
+        log_std_q - log_std_p + (var_p + tf.square(mean_p - mean_q)) / (2.0 * var_q) - 0.5, axis=-1
+    )
+
+
+def gaussian_entropy(log_std) -> tf.Tensor:
+    """Entropy of a diagonal Gaussian, summed over the last axis."""
+    return tf.reduce_sum(log_std + 0.5 * math.log(2.0 * math.pi * math.e), axis=-1)
+
+
+class RegressionMLP(_FunctionalMLP):
+    """M(x[, z]): scalar MLP regression head (MAME's self-supervision network M_{β,z}(s, a)).
+
+    ``params = [W_0, b_0, ..., W_L, b_L]``; input ``concat(x, z)``; output ``[T, ...]``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_sizes: Sequence[int] = (100, 100),
+        activation: str = "relu",
+        latent_dim: int = 0,
+        seed: int | None = None,
+        name: str = "regressor",
+    ):
+        if latent_dim < 0:
+            raise ValueError(f"latent_dim={latent_dim} must be >= 0")
+        super().__init__(in_dim + latent_dim, 1, hidden_sizes, activation, seed, name)
+        self.input_dim = int(in_dim)
+        self.latent_dim = int(latent_dim)
+
+    def forward(self, params, x, z=None, per_task: bool = False) -> tf.Tensor:
+        if (z is None) != (self.latent_dim == 0):
+            raise ValueError(
+                f"{self.name}: latent_dim={self.latent_dim} but z was {'not ' if z is None else ''}given"
+            )
+        x = concat_latent(tf.convert_to_tensor(x, dtype=params[0].dtype), z)
+        return mlp_forward(params, x, self._activation, per_task)[..., 0]
+
+    def call(self, x, z=None):
+        return self.forward(self.params, x, z)
