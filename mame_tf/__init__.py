@@ -1,0 +1,9 @@
+"""mame-tf: Model-Agnostic Meta-Exploration and its meta-RL baselines in TensorFlow 2.
+
+Importing the package registers the task families as gymnasium environments
+(``mame_tf/PointCorner-v0``, ``mame_tf/HalfCheetahVel-v0``, ``mame_tf/HalfCheetahDir-v0``,
+``mame_tf/AntDir-v0``) and routes MuJoCo warnings to Python logging.
+"""
+from mame_tf import envs  # noqa: F401  (registers the environments)
+
+__version__ = "0.1.0"

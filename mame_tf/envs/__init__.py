@@ -1,0 +1,101 @@
+"""The four task families as registered gymnasium environments, and their batched twins.
+
+========================  ==============================  ===========  =======  ============
+short name                gymnasium id                    task param   horizon  obs dim
+========================  ==============================  ===========  =======  ============
+``point_corner``          ``mame_tf/PointCorner-v0``      ``goal``     100      2
+``cheetah_vel``           ``mame_tf/HalfCheetahVel-v0``   ``velocity`` 200      20
+``cheetah_dir``           ``mame_tf/HalfCheetahDir-v0``   ``direction`` 200     20
+``ant_dir``               ``mame_tf/AntDir-v0``           ``direction`` 200     125
+========================  ==============================  ===========  =======  ============
+
+Importing this package registers the ids and installs a MuJoCo warning callback that sends MuJoCo's
+warnings to Python ``logging`` instead of ``MUJOCO_LOG.TXT`` in the working directory.
+"""
+from __future__ import annotations
+
+import logging
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from mame_tf.envs.tasks import DirectionTask, GoalTask, VelocityTask  # noqa: F401
+
+_log = logging.getLogger("mame_tf.mujoco")
+
+
+def _mujoco_warning(message: str) -> None:
+    _log.debug("MuJoCo: %s", message)
+
+
+mujoco.set_mju_user_warning(_mujoco_warning)
+
+ENV_IDS = {
+    "point_corner": "mame_tf/PointCorner-v0",
+    "cheetah_vel": "mame_tf/HalfCheetahVel-v0",
+    "cheetah_dir": "mame_tf/HalfCheetahDir-v0",
+    "ant_dir": "mame_tf/AntDir-v0",
+}
+FAMILIES = {v: k for k, v in ENV_IDS.items()}
+HORIZONS = {"point_corner": 100, "cheetah_vel": 200, "cheetah_dir": 200, "ant_dir": 200}
+_ENTRY_POINTS = {
+    "point_corner": "mame_tf.envs.point_corner:PointCornerEnv",
+    "cheetah_vel": "mame_tf.envs.mujoco_tasks:HalfCheetahVelEnv",
+    "cheetah_dir": "mame_tf.envs.mujoco_tasks:HalfCheetahDirEnv",
+    "ant_dir": "mame_tf.envs.mujoco_tasks:AntDirEnv",
+}
+
+for _name, _id in ENV_IDS.items():
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=_ENTRY_POINTS[_name], max_episode_steps=HORIZONS[_name])
+
+
+def family(name: str) -> str | None:
+    """The short family name of ``name`` (short name or our gymnasium id), or None for another id."""
+    if name in ENV_IDS:
+        return name
+    return FAMILIES.get(name)
+
+
+def env_id(name: str) -> str:
+    """The gymnasium id of a short name or id; other registered gymnasium ids pass through.
+
+    Raises ValueError listing the valid names for anything else.
+    """
+    fam = family(name)
+    if fam is not None:
+        return ENV_IDS[fam]
+    if isinstance(name, str) and name in gym.registry:
+        return name
+    raise ValueError(
+        f"unknown environment {name!r}; valid names: {', '.join(sorted(ENV_IDS))} "
+        f"(or any registered gymnasium id, e.g. {', '.join(ENV_IDS.values())})"
+    )
+
+
+def sample_tasks(name: str, n: int, rng: np.random.Generator):
+    """``n`` tasks of the family ``name`` drawn with ``rng``."""
+    from mame_tf.envs import tasks
+
+    fam = family(name)
+    n = tasks.check_count(n)
+    if fam == "point_corner":
+        return tasks.sample_goal_tasks(n, rng)
+    if fam == "cheetah_vel":
+        return tasks.sample_velocity_tasks(n, rng)
+    if fam in ("cheetah_dir", "ant_dir"):
+        return tasks.sample_direction_tasks(n, rng)
+    env = gym.make(env_id(name))
+    try:
+        unwrapped = env.unwrapped
+        if not hasattr(unwrapped, "sample_tasks"):
+            raise ValueError(f"environment {name!r} has no sample_tasks(n, rng=...) method; it cannot be meta-learned")
+        return list(unwrapped.sample_tasks(n, rng=rng))
+    finally:
+        env.close()
+
+
+def make(name: str, **kwargs) -> gym.Env:
+    """``gymnasium.make`` for a short name or id."""
+    return gym.make(env_id(name), **kwargs)
