@@ -4,6 +4,10 @@ Importing the package registers the task families as gymnasium environments
 (``mame_tf/PointCorner-v0``, ``mame_tf/HalfCheetahVel-v0``, ``mame_tf/HalfCheetahDir-v0``,
 ``mame_tf/AntDir-v0``) and routes MuJoCo warnings to Python logging.
 """
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the console
+
 from mame_tf import envs  # noqa: F401  (registers the environments)
 
 __version__ = "0.1.0"
