@@ -58,19 +58,22 @@ def _check_sizes(hidden_sizes: Sequence[int]) -> tuple[int, ...]:
 def concat_latent(x: tf.Tensor, z: tf.Tensor | None) -> tf.Tensor:
     """Concatenate ``z`` to the last axis of ``x``.
 
-    ``x: [T, ..., d]``; ``z`` is ``None``, ``[k]`` (shared by all tasks) or ``[T, k]`` (one per task).
+    ``x: [T, ..., d]``; ``z`` is ``None``, ``[k]`` (shared by all tasks), ``[T, k]`` (one per task) or
+    ``[T, ..., k]`` with the full shape of ``x`` (one per sample, for per-sample gradients).
     Returns ``[T, ..., d + k]``.
     """
     if z is None:
         return x
     z = tf.convert_to_tensor(z, dtype=x.dtype)
     rank = len(x.shape)
+    if len(z.shape) == rank and rank > 2:
+        return tf.concat([x, z], axis=-1)
     if len(z.shape) == 1:
         z_b = tf.reshape(z, [1] * (rank - 1) + [-1])
     elif len(z.shape) == 2:
         z_b = tf.reshape(z, [tf.shape(z)[0]] + [1] * (rank - 2) + [-1])
     else:
-        raise ValueError(f"z must have shape [latent_dim] or [T, latent_dim], got {z.shape}")
+        raise ValueError(f"z must have shape [latent_dim], [T, latent_dim] or x's shape, got {z.shape}")
     z_b = tf.broadcast_to(z_b, tf.concat([tf.shape(x)[:-1], tf.shape(z)[-1:]], axis=0))
     return tf.concat([x, z_b], axis=-1)
 
