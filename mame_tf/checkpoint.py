@@ -1,0 +1,75 @@
+"""Atomic checkpoints of the whole training state, and resume.
+
+A checkpoint is a directory ``ckpt-<iteration>/`` holding a ``tf.train.Checkpoint`` of the
+algorithm's trackables (networks, z, optimizer slots) and ``state.json`` (iteration, env steps,
+sampler random state, wandb run id). It is written as ``ckpt-<iteration>.tmp/`` and renamed into
+place only when complete, then the ``latest`` pointer is replaced atomically, so a crash at any moment
+leaves the previous checkpoint intact and a leftover ``.tmp`` directory is ignored.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import tensorflow as tf
+
+LATEST = "latest"
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Checkpointer:
+    """Saves and restores ``items`` (trackables) plus a JSON state in ``directory``."""
+
+    def __init__(self, directory: str, items: dict, keep: int = 3):
+        self.directory = directory
+        self.keep = keep
+        self._checkpoint = tf.train.Checkpoint(**items)
+        os.makedirs(directory, exist_ok=True)
+
+    def _path(self, iteration: int) -> str:
+        return os.path.join(self.directory, f"ckpt-{iteration:06d}")
+
+    def save(self, iteration: int, state: dict) -> str:
+        final = self._path(iteration)
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        self._checkpoint.write(os.path.join(tmp, "model"))
+        _atomic_write_text(os.path.join(tmp, "state.json"), json.dumps({**state, "iteration": iteration}))
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _atomic_write_text(os.path.join(self.directory, LATEST), os.path.basename(final))
+        self._prune()
+        return final
+
+    def _prune(self) -> None:
+        done = sorted(d for d in os.listdir(self.directory) if d.startswith("ckpt-") and not d.endswith(".tmp"))
+        for old in done[:-self.keep]:
+            shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
+
+    def latest(self) -> str | None:
+        pointer = os.path.join(self.directory, LATEST)
+        if not os.path.exists(pointer):
+            return None
+        with open(pointer) as fh:
+            path = os.path.join(self.directory, fh.read().strip())
+        return path if os.path.exists(os.path.join(path, "state.json")) else None
+
+    def restore_latest(self) -> dict | None:
+        """Restore the last complete checkpoint into the items; returns its state (None if there is none)."""
+        path = self.latest()
+        if path is None:
+            return None
+        self._checkpoint.read(os.path.join(path, "model")).assert_existing_objects_matched()
+        with open(os.path.join(path, "state.json")) as fh:
+            return json.load(fh)

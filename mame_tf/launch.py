@@ -1,0 +1,176 @@
+"""The launcher behind every ``launchers/run_*.py``: flags, validation, run directory, training.
+
+``run_main(AlgoClass)`` defines the shared flags (``TrainConfig``) and the algorithm's own flags
+(``AlgoClass.config_class``), applies the per-family presets to every flag not given explicitly,
+validates everything before any work, then builds the sampler and the algorithm and trains, writing
+``config.json``, ``progress.csv``, checkpoints and (by default offline) wandb files into the run
+directory. ``--resume --logdir=DIR`` reloads ``DIR/config.json`` and continues from the last complete
+checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+from mame_tf import config as cfgmod
+from mame_tf.config import ENV_PRESETS, TrainConfig
+
+ALGORITHMS: dict[str, str] = {
+    "mame": "mame_tf.mame:MAME",
+    "maml_vpg": "baselines.maml_vpg:MAMLVPG",
+    "maml_trpo": "baselines.maml_trpo:MAMLTRPO",
+    "promp": "baselines.promp:ProMP",
+    "emaml": "baselines.emaml:EMAML",
+}
+# Flags that may differ from the saved configuration when resuming.
+RESUME_OVERRIDABLE = ("resume", "iterations", "logdir", "wandb_mode", "quiet", "eager", "nthread", "eval_every")
+
+
+def algorithm_class(name: str):
+    """The algorithm class registered as ``name``."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; valid names: {', '.join(sorted(ALGORITHMS))}")
+    module, cls = ALGORITHMS[name].split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_configs(algo_cls, flag_values=flags.FLAGS) -> tuple[TrainConfig, object]:
+    """Validated (TrainConfig, algorithm config) from the flags, presets applied to unset flags."""
+    given = cfgmod.from_flags(TrainConfig, flag_values, only_present=True)
+    env = given.get("env", TrainConfig.env)
+    if env not in ENV_PRESETS:
+        raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(ENV_PRESETS))}")
+    train_values = {**cfgmod.from_flags(TrainConfig, flag_values), **ENV_PRESETS[env], **given}
+    train = TrainConfig(**train_values)
+    algo_cfg_cls = algo_cls.config_class
+    algo_given = cfgmod.from_flags(algo_cfg_cls, flag_values, only_present=True)
+    presets = algo_cfg_cls.env_presets(env) if hasattr(algo_cfg_cls, "env_presets") else {}
+    algo_values = {**cfgmod.from_flags(algo_cfg_cls, flag_values), **presets, **algo_given}
+    algo_cfg = algo_cfg_cls(**algo_values)
+    if train.resume:
+        train, algo_cfg = _resume_configs(algo_cls, train, algo_cfg, given, algo_given)
+    cfgmod.validate(train)
+    cfgmod.validate(algo_cfg)
+    return train, algo_cfg
+
+
+def _resume_configs(algo_cls, train, algo_cfg, given, algo_given):
+    if not train.logdir or not os.path.exists(os.path.join(train.logdir, "config.json")):
+        raise ValueError(f"--resume needs --logdir pointing at an existing run directory; "
+                         f"{train.logdir!r} has no config.json")
+    with open(os.path.join(train.logdir, "config.json")) as fh:
+        saved = json.load(fh)
+    if saved["algorithm"] != algo_cls.name:
+        raise ValueError(f"--logdir={train.logdir!r} holds a {saved['algorithm']!r} run, not {algo_cls.name!r}")
+    saved_train = cfgmod.from_dict(TrainConfig, saved["train"])
+    saved_algo = cfgmod.from_dict(algo_cls.config_class, saved["algo"])
+    for name, value in given.items():
+        if name not in RESUME_OVERRIDABLE and getattr(saved_train, name) != value:
+            raise ValueError(f"--{name}={value!r} differs from the resumed run's {getattr(saved_train, name)!r}; "
+                             f"only {', '.join(RESUME_OVERRIDABLE)} may change on --resume")
+    for name, value in algo_given.items():
+        if getattr(saved_algo, name) != value:
+            raise ValueError(f"--{name}={value!r} differs from the resumed run's {getattr(saved_algo, name)!r}")
+    overrides = {k: v for k, v in given.items() if k in RESUME_OVERRIDABLE}
+    overrides.update(resume=True, logdir=train.logdir)
+    return dataclasses.replace(saved_train, **overrides), saved_algo
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+
+
+def build(algo_cls, train: TrainConfig, algo_cfg):
+    """Sampler, held-out sampler and algorithm for a validated configuration."""
+    from mame_tf.sampler import MetaSampler
+
+    seed_everything(train.seed)
+    nthread = train.nthread or None
+    sampler = MetaSampler(train.env, train.episodes_per_task, train.horizon, seed=train.seed, nthread=nthread)
+    eval_sampler = None
+    if train.eval_every:
+        eval_sampler = MetaSampler(train.env, train.episodes_per_task, train.horizon, seed=train.seed + 10_000,
+                                   nthread=nthread)
+    algo = algo_cls(train, algo_cfg, sampler.obs_dim, sampler.act_dim)
+    return sampler, eval_sampler, algo
+
+
+def default_logdir(algo_name: str, train: TrainConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{algo_name}-{train.env}-seed{train.seed}-{stamp}")
+
+
+def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> dict:
+    """Run (or resume) a training job; returns the last logged row."""
+    from mame_tf.checkpoint import Checkpointer
+    from mame_tf.logger import Logger
+    from mame_tf.trainer import Trainer
+
+    if not train.logdir:
+        train = dataclasses.replace(train, logdir=default_logdir(algo_cls.name, train))
+    os.makedirs(train.logdir, exist_ok=True)
+    config_text = cfgmod.dumps(train, algo_cls.name, algo_cfg)
+    if not train.resume:
+        with open(os.path.join(train.logdir, "config.json"), "w") as fh:
+            fh.write(config_text)
+    sampler, eval_sampler, algo = build(algo_cls, train, algo_cfg)
+    checkpointer = Checkpointer(os.path.join(train.logdir, "checkpoints"), algo.checkpoint_items(),
+                                keep=train.keep_checkpoints)
+    trainer = Trainer(algo, sampler, train, None, checkpointer, eval_sampler)
+    resumed = trainer.restore() if train.resume else False
+    if train.resume and not resumed:
+        print(f"No complete checkpoint in {train.logdir}; starting from iteration 0.", file=stream or sys.stdout)
+    logger = Logger(train.logdir, train.iterations, json.loads(config_text), train.wandb_mode, train.wandb_project,
+                    run_name=os.path.basename(os.path.normpath(train.logdir)),
+                    resume_iteration=trainer.iteration if train.resume else None, quiet=train.quiet, stream=stream)
+    trainer.logger = logger
+    logger.message(f"{algo_cls.name} on {train.env}: {train.iterations} iterations of {train.meta_batch_size} tasks "
+                   f"x {train.episodes_per_task} episodes x {train.horizon} steps; run directory {train.logdir}"
+                   + (f" (resumed at iteration {trainer.iteration})" if resumed else ""))
+    try:
+        return trainer.train()
+    finally:
+        logger.close()
+        sampler.close()
+
+
+def run_main(algo_cls) -> None:
+    """Entry point of a launcher script for ``algo_cls``."""
+    cfgmod.define_flags(TrainConfig)
+    cfgmod.define_flags(algo_cls.config_class)
+
+    def main(argv):
+        absl_logging.set_verbosity(absl_logging.WARNING)
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        try:
+            train, algo_cfg = build_configs(algo_cls)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        from mame_tf.trainer import NonFiniteError
+
+        try:
+            train_from_configs(algo_cls, train, algo_cfg)
+        except KeyboardInterrupt:
+            return 130
+        except NonFiniteError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 3
+        return 0
+
+    app.run(main)

@@ -1,0 +1,114 @@
+"""Progress output: the console, ``progress.csv`` and Weights & Biases, with one metric namespace.
+
+Every algorithm reports ``iteration``, ``env_steps``, ``pre_adapt/return``, ``post_adapt/return``,
+``time/...`` and its own ``loss/...`` metrics; the same names go to all three sinks so curves of
+different algorithms overlay. ``progress.csv`` gets one row per iteration and is flushed at once; on
+resume the rows after the checkpoint's iteration are dropped, so the file matches an uninterrupted
+run.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+import uuid
+
+REQUIRED = ("iteration", "env_steps", "pre_adapt/return", "post_adapt/return", "time/sampling", "time/update")
+
+
+class Logger:
+    def __init__(self, logdir: str, total_iterations: int, config: dict, wandb_mode: str = "offline",
+                 wandb_project: str = "mame-tf", run_name: str | None = None, resume_iteration: int | None = None,
+                 quiet: bool = False, stream=None):
+        self.logdir = logdir
+        self.total = total_iterations
+        self.quiet = quiet
+        self.stream = stream or sys.stdout
+        self.csv_path = os.path.join(logdir, "progress.csv")
+        self._columns: list[str] | None = None
+        self._start = time.time()
+        self._first_iteration: int | None = None
+        if resume_iteration is not None and os.path.exists(self.csv_path):
+            self._truncate(resume_iteration)
+        elif os.path.exists(self.csv_path):
+            os.remove(self.csv_path)
+        self._wandb = None
+        if wandb_mode != "disabled":
+            self._wandb = self._init_wandb(wandb_mode, wandb_project, run_name, config, resume_iteration is not None)
+
+    def _truncate(self, iteration: int) -> None:
+        with open(self.csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            return
+        self._columns = list(rows[0].keys())
+        keep = [r for r in rows if int(float(r["iteration"])) <= iteration]
+        with open(self.csv_path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self._columns)
+            writer.writeheader()
+            writer.writerows(keep)
+
+    def _init_wandb(self, mode, project, run_name, config, resume):
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        id_path = os.path.join(self.logdir, "wandb_run_id")
+        if resume and os.path.exists(id_path):
+            with open(id_path) as fh:
+                run_id = fh.read().strip()
+        else:
+            run_id = uuid.uuid4().hex[:8]
+            with open(id_path, "w") as fh:
+                fh.write(run_id)
+        return wandb.init(project=project, name=run_name, id=run_id, resume="allow", mode=mode,
+                          dir=self.logdir, config=config, settings=wandb.Settings(console="off"))
+
+    def log(self, metrics: dict) -> None:
+        row = dict(metrics)
+        if self._columns is None:
+            self._columns = list(row.keys())
+            new = not os.path.exists(self.csv_path)
+            with open(self.csv_path, "a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+        with open(self.csv_path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore").writerow(row)
+            fh.flush()
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in row.items() if k != "iteration"}, step=int(row["iteration"]))
+        if not self.quiet:
+            self._console(row)
+
+    def _console(self, row: dict) -> None:
+        it = int(row["iteration"])
+        if self._first_iteration is None:
+            self._first_iteration = it - 1
+            self._start = time.time() - row.get("time/total", 0.0)
+        done = it - self._first_iteration
+        elapsed = time.time() - self._start
+        eta = elapsed / max(done, 1) * (self.total - it)
+        print(
+            f"[{it:>{len(str(self.total))}}/{self.total}] pre {row['pre_adapt/return']:9.3f}  "
+            f"post {row['post_adapt/return']:9.3f}  steps {int(row['env_steps']):>11,}  "
+            f"sample {row['time/sampling']:6.2f}s  update {row['time/update']:6.2f}s  "
+            f"ETA {_hms(eta)}",
+            file=self.stream, flush=True,
+        )
+
+    def message(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
