@@ -74,6 +74,12 @@ class Batch:
         """Average undiscounted episode return over all tasks and episodes."""
         return float(self.episode_returns().mean())
 
+    def final_info(self, key: str) -> float:
+        """Mean over episodes of ``infos[key]`` at each episode's last real step."""
+        last = np.maximum(self.mask.sum(axis=-1).astype(int) - 1, 0)  # [T, E]
+        values = np.take_along_axis(self.infos[key], last[..., None], axis=2)[..., 0]
+        return float(values.mean())
+
     def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Batch":
         """A new batch with ``fn`` applied to every per-step array (e.g. a slice over tasks or episodes)."""
         return Batch(

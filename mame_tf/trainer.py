@@ -55,6 +55,9 @@ def evaluate(algo: MetaAlgorithm, sampler: MetaSampler, tasks, inner_steps: int)
     out = {f"eval/return_batch_{k}": b.mean_return() for k, b in enumerate(pre)}
     out["eval/pre_adapt/return"] = pre[0].mean_return() if pre else post.mean_return()
     out["eval/post_adapt/return"] = post.mean_return()
+    for key in sorted(post.infos):
+        if key != "position":
+            out[f"eval/post_adapt/final_{key}"] = post.final_info(key)
     return out
 
 
@@ -116,6 +119,9 @@ class Trainer:
                     "pre_adapt/return": pre[0].mean_return() if pre else post.mean_return(),
                     "post_adapt/return": post.mean_return(),
                     **{f"pre_adapt/return_step_{k}": b.mean_return() for k, b in enumerate(pre) if k > 0},
+                    **{f"{name}/final_{key}": b.final_info(key) for name, b in (("pre_adapt", pre[0] if pre else post),
+                                                                                  ("post_adapt", post))
+                       for key in sorted(b.infos) if key != "position"},
                     "time/sampling": times["time/sampling"],
                     "time/adapt": times["time/adapt"],
                     "time/update": t_update,

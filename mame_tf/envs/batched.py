@@ -93,7 +93,8 @@ class PointCornerBatched(BatchedEnv):
     def step(self, actions):
         a = self._check_actions(actions)
         self._pos, reward = pc.point_step(self._pos, a, self._goal)
-        return self._pos.copy(), reward, np.zeros(self.num_envs, bool), {"position": self._pos.copy()}
+        info = {"position": self._pos.copy(), "goal_distance": np.linalg.norm(self._pos - self._goal, axis=-1)}
+        return self._pos.copy(), reward, np.zeros(self.num_envs, bool), info
 
 
 class MujocoBatched(BatchedEnv):
@@ -224,8 +225,10 @@ class GymBatchedEnv(BatchedEnv):
             self._last[i] = np.ravel(obs)
             reward[i] = r
             terminated[i] = term
-            if "position" in info:
-                infos.setdefault("position", np.zeros((self.num_envs, 2)))[i] = info["position"]
+            for key, value in info.items():
+                value = np.asarray(value, np.float64)
+                if value.dtype.kind == "f" and value.size <= 16:
+                    infos.setdefault(key, np.zeros((self.num_envs,) + value.shape))[i] = value
         self._done = terminated
         return self._last.copy(), reward, terminated, infos
 

@@ -10,7 +10,12 @@ The reward of a step s → s' is sparse:
 * otherwise 0.
 
 A full-speed straight run to the right corner earns about 2.55 over the 100-step horizon; a wrong
-corner or standing still earns 0, so a policy that ignores the task averages at most ~0.64.
+corner or standing still earns 0. Note that this reward (the same as ProMP's sparse corner env) can be
+farmed: each step that *enters* the goal's region from a neighbouring one earns its progress, and
+stepping back out costs nothing, so oscillating across a region boundary earns up to ~0.28 every two
+steps — more than the straight run, and without knowing the task. The return alone therefore does not
+show that a policy found its corner; ``info["goal_distance"]`` (logged by the trainer as
+``final_goal_distance``) does.
 """
 from __future__ import annotations
 
@@ -76,4 +81,5 @@ class PointCornerEnv(gym.Env):
     def step(self, action):
         new_pos, reward = point_step(self._pos, np.asarray(action, dtype=np.float64), np.asarray(self._task.goal))
         self._pos = new_pos
-        return new_pos.copy(), float(reward), False, False, {"position": new_pos.copy()}
+        info = {"position": new_pos.copy(), "goal_distance": float(np.linalg.norm(new_pos - self._task.goal))}
+        return new_pos.copy(), float(reward), False, False, info
