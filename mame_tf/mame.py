@@ -323,43 +323,48 @@ class MAME(MetaAlgorithm):
             loss = explore_policy_loss(self.mu, self.mu.params, pre, advantages)
         return loss, tape.gradient(loss, self.mu.params)
 
-    def update(self, pre_batches: list[Batch], post_batch: Batch) -> dict[str, float]:
+    def compute_gradients(self, pre_batches: list[Batch], post_batch: Batch):
+        """Gradients of every parameter group (without applying them) and the losses.
+
+        Returns ``({"theta", "beta", "phi", "z"}: lists of gradients of the loss, info dict)``.
+        """
         steps = self.inner_steps if pre_batches else 0
         pre = self._pre_tensors(pre_batches[0]) if pre_batches else None
         post = self._post_tensors(post_batch)
         loss, inner_loss, grads, r_mu, z_adapted = self._main_step(pre, post, steps)
         n_theta, n_beta, n_phi = len(self.pi.params), len(self.model.params), len(self.mu.params)
-        g_theta = grads[:n_theta]
-        g_beta = grads[n_theta:n_theta + n_beta]
-        g_phi = grads[n_theta + n_beta:n_theta + n_beta + n_phi]
-        g_z = grads[-1]
+        out = {
+            "theta": grads[:n_theta],
+            "beta": grads[n_theta:n_theta + n_beta],
+            "phi": grads[n_theta + n_beta:n_theta + n_beta + n_phi],
+            "z": [grads[-1]],
+        }
         explore_loss = 0.0
         if pre is not None and self.cfg.explore_estimator != "dice":
+            mask = pre_batches[0].mask
             if self.cfg.explore_estimator == "low_variance":
-                adv = low_variance_advantages(r_mu.numpy().astype(np.float64), pre_batches[0].obs, pre_batches[0].mask)
+                adv = low_variance_advantages(r_mu.numpy().astype(np.float64), pre_batches[0].obs, mask)
             else:  # emaml: the task's standardised post-update return rewards every exploration step
                 post_ret = post_batch.episode_returns().mean(axis=1)
                 post_ret = (post_ret - post_ret.mean()) / (post_ret.std() + 1e-8)
-                mask = pre_batches[0].mask
                 adv = np.broadcast_to(post_ret[:, None, None], mask.shape) * mask / max(mask.sum(), 1.0)
-            e_loss, g_phi = self._explore_step(pre, tf.constant(adv, tf.float32))
+            e_loss, out["phi"] = self._explore_step(pre, tf.constant(adv, tf.float32))
             explore_loss = float(e_loss)
-        self.optimizer.apply({"networks": list(g_theta) + list(g_beta) + list(g_phi), "z": [g_z]})
-        norm = lambda gs: float(tf.linalg.global_norm(gs))  # noqa: E731
-        metrics = {
-            "loss/outer": float(loss),
-            "loss/inner": float(inner_loss),
-            "loss/explore": explore_loss,
-            "grad_norm/theta": norm(g_theta),
-            "grad_norm/beta": norm(g_beta),
-            "grad_norm/phi": norm(g_phi),
-            "grad_norm/z": norm([g_z]),
+        info = {"loss/outer": float(loss), "loss/inner": float(inner_loss), "loss/explore": explore_loss,
+                "z_adapted_shift": float(tf.reduce_mean(tf.norm(z_adapted - self.z[None], axis=-1)))}
+        return out, info
+
+    def update(self, pre_batches: list[Batch], post_batch: Batch) -> dict[str, float]:
+        grads, info = self.compute_gradients(pre_batches, post_batch)
+        self.optimizer.apply({"networks": grads["theta"] + grads["beta"] + list(grads["phi"]), "z": grads["z"]})
+        norm = lambda gs: float(tf.linalg.global_norm(list(gs)))  # noqa: E731
+        return {
+            **info,
+            **{f"grad_norm/{name}": norm(g) for name, g in grads.items()},
             "z_norm": float(tf.norm(self.z)),
-            "z_adapted_shift": float(tf.reduce_mean(tf.norm(z_adapted - self.z[None], axis=-1))),
             "explore_std": float(tf.reduce_mean(tf.exp(self.mu.log_std))),
             "exploit_std": float(tf.reduce_mean(tf.exp(self.pi.log_std))),
         }
-        return metrics
 
     def checkpoint_items(self) -> dict[str, Any]:
         return {"mu": self.mu, "pi": self.pi, "M": self.model, "z": self.z, **self.optimizer.checkpoint_items()}
