@@ -1,0 +1,86 @@
+"""ProMP (Rothfuss et al., 2018): LVC inner objective, clipped outer objective, inner-KL penalty.
+
+Inner step on the low-variance curvature objective ``exp(log π_θ − ⊥log π_old)·Â`` (π_old: the
+sampling distribution, so the ratio is exactly 1 at the sampling parameters while its gradient carries
+the pre-update credit assignment). Outer loss, minimised with Adam for ``num_epochs`` epochs on the same
+data (each epoch recomputes the inner steps from the current θ)::
+
+    −mean( min(r·Â, clip(r, 1−ε, 1+ε)·Â) ) + η · Σ_k mean KL(π_old,k ‖ π_{θ_k}),   r = π_{θ'}/π_old'
+
+with ε = 0.3, η = 5e-4 (fixed, as in the published defaults), Adam 1e-3, 5 epochs, and the published
+network (64, 64) tanh.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from baselines.maml import MAMLFamily, field, mean_kl
+from mame_tf.optimizers import MultiAdam
+
+
+@dataclasses.dataclass
+class ProMPConfig:
+    inner_lr: float = field(0.1, "Inner LVC step size α.", min=0.0)
+    outer_lr: float = field(1e-3, "Adam learning rate of the outer step.", positive=True)
+    num_epochs: int = field(5, "Outer optimisation epochs per batch.", positive=True)
+    clip_eps: float = field(0.3, "Clipping range ε of the outer likelihood ratio.", positive=True)
+    inner_kl_penalty: float = field(5e-4, "Coefficient η of the inner-KL penalty.", min=0.0)
+    init_std: float = field(1.0, "Initial policy standard deviation.", positive=True)
+    promp_hidden_sizes: tuple = field((64, 64), "Hidden sizes of ProMP's policy (published: 64,64).")
+    promp_activation: str = field("tanh", "Hidden activation of ProMP's policy (published: tanh).",
+                                  choices=("tanh", "relu"))
+
+    def validate(self) -> None:
+        if not self.inner_lr >= 0:
+            raise ValueError(f"--inner_lr={self.inner_lr} is invalid: must be >= 0")
+        if not 0 < self.clip_eps < 1:
+            raise ValueError(f"--clip_eps={self.clip_eps} is invalid: must be in (0, 1)")
+
+
+class ProMP(MAMLFamily):
+    name = "promp"
+    config_class = ProMPConfig
+    inner_objective = "lvc"
+
+    def __init__(self, train_config, algo_config, obs_dim, act_dim):
+        super().__init__(train_config, algo_config, obs_dim, act_dim,
+                         hidden_sizes=algo_config.promp_hidden_sizes, activation=algo_config.promp_activation)
+        self.optimizer = MultiAdam({"policy": (algo_config.outer_lr, self.policy.params)})
+        self._grad_fn = self.compile(self._grad_impl)
+
+    def losses(self, pre, post):
+        logp, chain = self.adapted_post_logp(pre, post)
+        ratio = tf.exp(logp - post["logp_old"])
+        adv = post["adv"]
+        clipped = tf.clip_by_value(ratio, 1.0 - self.cfg.clip_eps, 1.0 + self.cfg.clip_eps)
+        mask = post["mask"]
+        n = tf.maximum(tf.reduce_sum(mask), 1.0)
+        surrogate = -tf.reduce_sum(tf.minimum(ratio * adv, clipped * adv) * mask) / n
+        inner_kl = tf.add_n([mean_kl(self.policy, params_k, data, per_task=True)
+                             for params_k, data in zip(chain[:-1], pre)]) if pre else tf.zeros([])
+        mean_ratio = tf.reduce_sum(ratio * mask) / n
+        return surrogate, inner_kl, mean_ratio
+
+    def _grad_impl(self, pre, post):
+        with tf.GradientTape() as tape:
+            surrogate, inner_kl, mean_ratio = self.losses(pre, post)
+            loss = surrogate + self.cfg.inner_kl_penalty * inner_kl
+        return surrogate, inner_kl, mean_ratio, tape.gradient(loss, self.policy.params)
+
+    def update(self, pre_batches, post_batch):
+        pre, post = self.prepare(pre_batches, post_batch)
+        first = None
+        for epoch in range(self.cfg.num_epochs):
+            surrogate, inner_kl, mean_ratio, grads = self._grad_fn(pre, post)
+            if first is None:
+                first = (float(surrogate), float(mean_ratio))
+            self.optimizer.apply({"policy": grads})
+        return {"loss/outer": float(surrogate), "loss/outer_first_epoch": first[0], "kl/inner": float(inner_kl),
+                "ratio/first_epoch": first[1], "ratio/last_epoch": float(mean_ratio),
+                "grad_norm/policy": float(tf.linalg.global_norm(grads)),
+                "policy_std": float(tf.reduce_mean(tf.exp(self.policy.log_std)))}
+
+    def checkpoint_items(self):
+        return {"policy": self.policy, **self.optimizer.checkpoint_items()}

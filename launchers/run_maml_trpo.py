@@ -1,0 +1,15 @@
+"""Train MAMLTRPO on one of the task families (same flags, run directory and tracking as run_mame.py).
+
+    python launchers/run_maml_trpo.py --env=point_corner
+    python launchers/run_maml_trpo.py --helpfull            # every flag, documented
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from baselines.maml_trpo import MAMLTRPO  # noqa: E402
+from mame_tf.launch import run_main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(MAMLTRPO)
