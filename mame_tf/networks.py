@@ -203,7 +203,7 @@ class GaussianMLPPolicy(_FunctionalMLP):
             raise ValueError(
                 f"{self.name}: latent_dim={self.latent_dim} but z was {'not ' if z is None else ''}given"
             )
-        x = concat_latent(tf.convert_to_tensor(obs, dtype=params[0].dtype), z)
+        x = concat_latent(tf.cast(obs, params[0].dtype), z)
         mean = mlp_forward(params[:-1], x, self._activation, per_task)
         log_std = params[-1]
         if per_task:
@@ -285,7 +285,7 @@ class RegressionMLP(_FunctionalMLP):
             raise ValueError(
                 f"{self.name}: latent_dim={self.latent_dim} but z was {'not ' if z is None else ''}given"
             )
-        x = concat_latent(tf.convert_to_tensor(x, dtype=params[0].dtype), z)
+        x = concat_latent(tf.cast(x, params[0].dtype), z)
         return mlp_forward(params, x, self._activation, per_task)[..., 0]
 
     def call(self, x, z=None):
