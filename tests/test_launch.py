@@ -1,0 +1,180 @@
+"""Launcher, trainer, checkpoints: validation, run directory, resume equality, NaN stop, Ctrl-C."""
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+
+from mame_tf import config as cfgmod
+from mame_tf.checkpoint import Checkpointer
+from mame_tf.config import TrainConfig
+from mame_tf.launch import algorithm_class, build_configs, train_from_configs
+from mame_tf.mame import MAME, MAMEConfig
+from mame_tf.trainer import NonFiniteError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(env="point_corner", iterations=4, meta_batch_size=2, episodes_per_task=2, horizon=5,
+            wandb_mode="disabled", checkpoint_every=2, quiet=True, hidden_sizes=(8,))
+
+
+def _train(tmp_path, name="run", **kw):
+    return TrainConfig(**{**TINY, "logdir": str(tmp_path / name), **kw})
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _flag_values(algo_cls, argv):
+    fv = flags.FlagValues()
+    cfgmod.define_flags(TrainConfig, fv)
+    cfgmod.define_flags(algo_cls.config_class, fv)
+    fv(["prog"] + argv)
+    return fv
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--env=hopper"], "--env='hopper' is invalid; valid choices: ant_dir, cheetah_dir, cheetah_vel, point_corner"),
+    (["--iterations=-3"], "--iterations=-3 is invalid: must be a positive number"),
+    (["--discount=1.5"], "--discount=1.5 is invalid: must be <= 1.0"),
+    (["--hidden_sizes=10,x"], "--hidden_sizes=10,x is invalid: must be comma-separated integers"),
+    (["--inner_lr=-1"], "--inner_lr=-1.0 is invalid: must be >= 0"),
+])
+def test_bad_settings_fail_before_any_work(argv, message):
+    fv = _flag_values(MAME, [a for a in argv if not a.startswith("--env=")])
+    if argv[0].startswith("--env="):
+        fv = flags.FlagValues()
+        cfgmod.define_flags(TrainConfig, fv)
+        cfgmod.define_flags(MAME.config_class, fv)
+        with pytest.raises(flags.IllegalFlagValueError, match="hopper"):
+            fv(["prog"] + argv)
+        return
+    with pytest.raises(ValueError) as err:
+        build_configs(MAME, fv)
+    assert message in str(err.value)
+
+
+def test_presets_apply_only_to_flags_not_given():
+    train, _ = build_configs(MAME, _flag_values(MAME, ["--env=cheetah_dir"]))
+    assert train.horizon == 200 and train.iterations == 800
+    train, _ = build_configs(MAME, _flag_values(MAME, ["--env=cheetah_dir", "--horizon=50"]))
+    assert train.horizon == 50
+    train, _ = build_configs(MAME, _flag_values(MAME, []))
+    assert train.env == "point_corner" and train.horizon == 100
+
+
+def test_registry_names_every_algorithm():
+    for name in ("mame", "maml_vpg", "maml_trpo", "promp", "emaml"):
+        assert algorithm_class(name).name == name
+    with pytest.raises(ValueError, match="valid names: emaml, mame, maml_trpo, maml_vpg, promp"):
+        algorithm_class("rl2")
+
+
+def test_run_directory_and_resume_give_the_same_progress(tmp_path):
+    full = train_from_configs(MAME, _train(tmp_path, "full"), MAMEConfig(latent_dim=2))
+    assert full["iteration"] == 4
+    run = tmp_path / "full"
+    assert json.loads((run / "config.json").read_text())["algorithm"] == "mame"
+    rows = _rows(run / "progress.csv")
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    for col in ("iteration", "env_steps", "pre_adapt/return", "post_adapt/return", "time/sampling", "time/update"):
+        assert col in rows[0]
+    assert int(rows[-1]["env_steps"]) == 4 * 2 * (2 * 2 * 5)
+    assert (run / "checkpoints" / "ckpt-000004" / "state.json").exists()
+
+    train_from_configs(MAME, _train(tmp_path, "split", iterations=2), MAMEConfig(latent_dim=2))
+    train_from_configs(MAME, _train(tmp_path, "split", resume=True), MAMEConfig(latent_dim=2))
+    split = _rows(tmp_path / "split" / "progress.csv")
+    assert len(split) == 4
+    for a, b in zip(rows, split):
+        for key in a:
+            if not key.startswith("time/"):
+                assert a[key] == b[key], (key, a[key], b[key])
+
+
+def test_checkpoints_restore_optimizer_slots(tmp_path):
+    tc = _train(tmp_path)
+    a = MAME(tc, MAMEConfig(latent_dim=2), 2, 2)
+    for slot in a.optimizer.optimizers["networks"].variables:
+        slot.assign(slot + 0.5)
+    ck = Checkpointer(str(tmp_path / "ck"), a.checkpoint_items())
+    ck.save(7, {"x": 1})
+    b = MAME(dataclasses.replace(tc, seed=3), MAMEConfig(latent_dim=2), 2, 2)
+    state = Checkpointer(str(tmp_path / "ck"), b.checkpoint_items()).restore_latest()
+    assert state["iteration"] == 7
+    for va, vb in zip(a.optimizer.optimizers["networks"].variables, b.optimizer.optimizers["networks"].variables):
+        np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
+    for va, vb in zip(a.pi.params, b.pi.params):
+        np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
+    # a half-written checkpoint is ignored
+    os.makedirs(tmp_path / "ck" / "ckpt-000009.tmp")
+    assert Checkpointer(str(tmp_path / "ck"), b.checkpoint_items()).latest().endswith("ckpt-000007")
+
+
+class _Exploding(MAME):
+    name = "mame"
+
+    def update(self, pre_batches, post_batch):
+        metrics = super().update(pre_batches, post_batch)
+        if getattr(self, "calls", 0) >= 2:
+            metrics["loss/outer"] = float("nan")
+        self.calls = getattr(self, "calls", 0) + 1
+        return metrics
+
+
+class _Interrupted(MAME):
+    name = "mame"
+
+    def update(self, pre_batches, post_batch):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3:
+            raise KeyboardInterrupt
+        return super().update(pre_batches, post_batch)
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteError, match="loss/outer became nan at iteration 3"):
+        train_from_configs(_Exploding, _train(tmp_path), MAMEConfig(latent_dim=2))
+    ck = tmp_path / "run" / "checkpoints"
+    assert sorted(os.listdir(ck)) == ["ckpt-000002", "latest"]
+
+
+def test_ctrl_c_saves_and_resume_matches(tmp_path, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        train_from_configs(_Interrupted, _train(tmp_path, "int"), MAMEConfig(latent_dim=2))
+    assert (tmp_path / "int" / "checkpoints" / "ckpt-000002").exists()
+    train_from_configs(MAME, _train(tmp_path, "int", resume=True), MAMEConfig(latent_dim=2))
+    train_from_configs(MAME, _train(tmp_path, "ref"), MAMEConfig(latent_dim=2))
+    a, b = _rows(tmp_path / "int" / "progress.csv"), _rows(tmp_path / "ref" / "progress.csv")
+    assert [r["post_adapt/return"] for r in a] == [r["post_adapt/return"] for r in b]
+
+
+@pytest.mark.parametrize("script", ["run_mame.py", "run_maml_vpg.py", "run_maml_trpo.py", "run_promp.py",
+                                    "run_emaml.py"])
+def test_launcher_smoke(tmp_path, script):
+    logdir = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(ROOT, "launchers", script), "--iterations=2", "--meta_batch_size=2",
+           "--episodes_per_task=2", "--horizon=5", f"--logdir={logdir}", "--hidden_sizes=8",
+           "--wandb_mode=" + ("offline" if script == "run_mame.py" else "disabled")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "[2/2]" in out.stdout and "ETA" in out.stdout
+    assert len(_rows(logdir / "progress.csv")) == 2
+    if script == "run_mame.py":
+        assert (logdir / "wandb").is_dir() and (logdir / "wandb_run_id").exists()
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+
+
+def test_launcher_rejects_bad_values_with_the_flag_name(tmp_path):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "launchers", "run_mame.py"), "--meta_batch_size=0"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode != 0
+    assert "--meta_batch_size=0 is invalid" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists()
