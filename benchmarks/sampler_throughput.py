@@ -1,0 +1,133 @@
+"""Sampler throughput against gymnasium's SyncVectorEnv and the physical limit, measured in one run.
+
+    python benchmarks/sampler_throughput.py --env=cheetah_dir
+    python benchmarks/sampler_throughput.py --env=ant_dir
+
+Three numbers of control steps per second (one control step = ``frame_skip`` physics substeps):
+
+* ``steps_per_s``: ``MetaSampler.sample`` at the paper's scale (40 tasks × 20 episodes × 200 steps)
+  with a (100, 100) Keras Gaussian policy computing the actions of all 800 simulations each step;
+* ``sync_vector_env_steps_per_s``: gymnasium's ``SyncVectorEnv`` of the same registered envs, stepped
+  with the same policy (the usual way to batch gymnasium envs in one process);
+* ``raw_limit_steps_per_s``: a bare single-thread ``mj_step`` loop (same frame skip, random controls,
+  no Python work besides the call) times the number of cores: what the cores can simulate at best.
+
+The last line printed is one JSON object with all of them and the ratios.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_enum("env", "cheetah_dir", ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"], "Task family.")
+flags.DEFINE_integer("meta_batch_size", 40, "Tasks per sampling call.")
+flags.DEFINE_integer("episodes_per_task", 20, "Episodes per task.")
+flags.DEFINE_integer("horizon", 200, "Steps per episode.")
+flags.DEFINE_integer("repeats", 2, "Timed sampling calls (after one warm-up call).")
+flags.DEFINE_integer("sync_envs", 800, "Number of envs in the SyncVectorEnv comparison.")
+flags.DEFINE_integer("sync_steps", 40, "Vector steps timed for SyncVectorEnv.")
+flags.DEFINE_float("raw_seconds", 3.0, "Seconds of the raw mj_step loop.")
+FLAGS = flags.FLAGS
+
+
+def sampler_rate(policy) -> float:
+    from mame_tf.sampler import MetaSampler
+
+    sampler = MetaSampler(FLAGS.env, FLAGS.episodes_per_task, FLAGS.horizon, seed=0)
+    tasks = sampler.sample_tasks(FLAGS.meta_batch_size)
+    fn = policy.sampling_fn()
+    sampler.sample(tasks, fn)  # warm-up: builds the batch and traces the policy
+    best = 0.0
+    for _ in range(FLAGS.repeats):
+        t = time.perf_counter()
+        batch = sampler.sample(tasks, fn)
+        best = max(best, batch.env_steps / (time.perf_counter() - t))
+    sampler.close()
+    return best
+
+
+def sync_vector_rate(policy) -> float:
+    import gymnasium as gym
+
+    from mame_tf import envs
+
+    n = FLAGS.sync_envs
+    vec = gym.vector.SyncVectorEnv([lambda: envs.make(FLAGS.env) for _ in range(n)])
+    obs, _ = vec.reset(seed=0)
+    fn = policy.sampling_fn()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        mean, log_std = fn(obs.astype(np.float32).reshape(1, n, -1))
+        obs, *_ = vec.step((mean + np.exp(log_std) * rng.standard_normal(mean.shape)).reshape(n, -1))
+    t = time.perf_counter()
+    for _ in range(FLAGS.sync_steps):
+        mean, log_std = fn(obs.astype(np.float32).reshape(1, n, -1))
+        obs, *_ = vec.step((mean + np.exp(log_std) * rng.standard_normal(mean.shape)).reshape(n, -1))
+    rate = n * FLAGS.sync_steps / (time.perf_counter() - t)
+    vec.close()
+    return rate
+
+
+def raw_rate() -> float | None:
+    if FLAGS.env == "point_corner":
+        return None
+    import mujoco
+
+    from mame_tf.envs import mujoco_tasks
+
+    model = mujoco.MjModel.from_xml_path(mujoco_tasks.model_path(FLAGS.env))
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(0)
+    controls = rng.uniform(-1, 1, size=(1000, model.nu))
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < FLAGS.raw_seconds:
+        for c in controls[:200]:
+            data.ctrl[:] = c
+            mujoco.mj_step(model, data, mujoco_tasks.FRAME_SKIP)
+        steps += 200
+        mujoco.mj_resetData(model, data)  # keep the state in the regime of 200-step episodes
+    return steps / (time.perf_counter() - t0)
+
+
+def main(argv):
+    del argv
+    import mame_tf  # noqa: F401
+    from mame_tf.networks import GaussianMLPPolicy
+    from mame_tf.sampler import MetaSampler
+
+    probe = MetaSampler(FLAGS.env, 1, FLAGS.horizon)
+    policy = GaussianMLPPolicy(probe.obs_dim, probe.act_dim, (100, 100), seed=0)
+    cores = os.cpu_count()
+    raw_single = raw_rate()
+    ours = sampler_rate(policy)
+    sync = sync_vector_rate(policy)
+    limit = None if raw_single is None else raw_single * cores
+    result = {
+        "env": FLAGS.env,
+        "cores": cores,
+        "simulations": FLAGS.meta_batch_size * FLAGS.episodes_per_task,
+        "steps_per_s": round(ours),
+        "sync_vector_env_steps_per_s": round(sync),
+        "raw_single_thread_steps_per_s": None if raw_single is None else round(raw_single),
+        "raw_limit_steps_per_s": None if limit is None else round(limit),
+        "fraction_of_raw_limit": None if limit is None else round(ours / limit, 3),
+        "speedup_vs_sync_vector_env": round(ours / sync, 2),
+    }
+    print(f"{'':34s}control steps/s")
+    print(f"{'MetaSampler (Keras policy)':34s}{ours:12,.0f}")
+    print(f"{'SyncVectorEnv':34s}{sync:12,.0f}")
+    if limit is not None:
+        print(f"{'raw mj_step, 1 thread':34s}{raw_single:12,.0f}")
+        print(f"{f'raw limit (x {cores} cores)':34s}{limit:12,.0f}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
