@@ -12,18 +12,14 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import field, masked_mean_per_task
+from baselines.maml import masked_mean_per_task
 from baselines.maml_vpg import MAMLVPG, MAMLVPGConfig
+from mame_tf.config import field
 
 
 @dataclasses.dataclass
 class EMAMLConfig(MAMLVPGConfig):
     emaml_coeff: float = field(1.0, "Weight of the E-MAML exploration term.", min=0.0)
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.emaml_coeff >= 0:
-            raise ValueError(f"--emaml_coeff={self.emaml_coeff} is invalid: must be >= 0")
 
 
 class EMAML(MAMLVPG):

@@ -15,7 +15,6 @@ is second order (and, with LVC, includes ProMP's curvature term).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -23,14 +22,11 @@ import tensorflow as tf
 
 from mame_tf.algorithm import MetaAlgorithm
 from mame_tf.batch import Batch
+from mame_tf.config import validate
 from mame_tf.networks import GaussianMLPPolicy, gaussian_kl
 from mame_tf.value_functions import compute_advantages
 
 INNER_OBJECTIVES = ("vpg", "lvc")
-
-
-def field(default, help, **meta):
-    return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
 def inner_data(batch: Batch, discount: float, gae_lambda: float) -> dict:
@@ -127,7 +123,7 @@ class MAMLFamily(MetaAlgorithm):
 
     def __init__(self, train_config, algo_config, obs_dim: int, act_dim: int,
                  hidden_sizes=None, activation: str = "relu"):
-        algo_config.validate()
+        validate(algo_config)
         self.train_config = train_config
         self.cfg = algo_config
         self.discount = float(train_config.discount)

@@ -17,7 +17,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import MAMLFamily, field, mean_kl, subsample
+from baselines.maml import MAMLFamily, mean_kl, subsample
+from mame_tf.config import field
 from mame_tf.optimizers import flatten, hessian_vector_product, trpo_step
 
 

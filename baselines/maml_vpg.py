@@ -9,7 +9,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import MAMLFamily, field, pg_loss
+from baselines.maml import MAMLFamily, pg_loss
+from mame_tf.config import field
 from mame_tf.optimizers import MultiAdam
 
 
@@ -18,12 +19,6 @@ class MAMLVPGConfig:
     inner_lr: float = field(0.1, "Inner policy-gradient step size α (Finn et al.: 0.1).", min=0.0)
     outer_lr: float = field(1e-3, "Adam learning rate of the outer step.", positive=True)
     init_std: float = field(1.0, "Initial policy standard deviation.", positive=True)
-
-    def validate(self) -> None:
-        if not self.inner_lr >= 0:
-            raise ValueError(f"--inner_lr={self.inner_lr} is invalid: must be >= 0")
-        if not self.outer_lr > 0:
-            raise ValueError(f"--outer_lr={self.outer_lr} is invalid: must be > 0")
 
 
 class MAMLVPG(MAMLFamily):

@@ -16,7 +16,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import MAMLFamily, field, mean_kl
+from baselines.maml import MAMLFamily, mean_kl
+from mame_tf.config import field
 from mame_tf.optimizers import MultiAdam
 
 
@@ -33,8 +34,6 @@ class ProMPConfig:
                                   choices=("tanh", "relu"))
 
     def validate(self) -> None:
-        if not self.inner_lr >= 0:
-            raise ValueError(f"--inner_lr={self.inner_lr} is invalid: must be >= 0")
         if not 0 < self.clip_eps < 1:
             raise ValueError(f"--clip_eps={self.clip_eps} is invalid: must be in (0, 1)")
 

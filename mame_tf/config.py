@@ -63,6 +63,11 @@ class TrainConfig:
     nthread: int = field(0, "Simulation threads (0: all cores).", min=0)
     quiet: bool = field(False, "Print no per-iteration progress lines.")
 
+    def validate(self) -> None:
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise ValueError(f"--hidden_sizes={','.join(map(str, self.hidden_sizes))} is invalid: "
+                             "must be one or more positive integers")
+
 
 def _flag_name(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
@@ -123,8 +128,8 @@ def from_flags(cls, flag_values=flags.FLAGS, prefix: str = "", only_present: boo
     return out
 
 
-def validate(obj) -> None:
-    """Check every field against its metadata; raise ValueError naming flag, value and the rule."""
+def check_fields(obj) -> None:
+    """Check every field of a settings dataclass against its metadata (choices, min, max, positive)."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         meta = f.metadata
@@ -137,10 +142,14 @@ def validate(obj) -> None:
             raise ValueError(f"--{f.name}={shown} is invalid: must be >= {meta['min']}")
         if "max" in meta and not value <= meta["max"]:
             raise ValueError(f"--{f.name}={shown} is invalid: must be <= {meta['max']}")
-    if isinstance(obj, TrainConfig):
-        if not obj.hidden_sizes or any(int(h) < 1 for h in obj.hidden_sizes):
-            raise ValueError(f"--hidden_sizes={','.join(map(str, obj.hidden_sizes))} is invalid: "
-                             "must be one or more positive integers")
+
+
+def validate(obj) -> None:
+    """Validate a settings dataclass: its field metadata, then its own ``validate()`` rules if any.
+
+    Raises ValueError naming the flag, the value and what is allowed.
+    """
+    check_fields(obj)
     extra = getattr(obj, "validate", None)
     if callable(extra):
         extra()

@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from mame_tf.algorithm import MetaAlgorithm
+from mame_tf.config import field, validate
 from mame_tf.batch import Batch
 from mame_tf.dice import dice_weights
 from mame_tf.networks import GaussianMLPPolicy, RegressionMLP
@@ -64,46 +65,26 @@ INNER_TARGETS = ("return", "reward")
 EXPLORE_ESTIMATORS = ("low_variance", "dice", "emaml")
 
 
-def _field(default, help, **meta):
-    return dataclasses.field(default=default, metadata={"help": help, **meta})
-
-
 @dataclasses.dataclass
 class MAMEConfig:
     """MAME's own settings (the shared ones — env, tasks, episodes, discount — are in TrainConfig)."""
 
-    latent_dim: int = _field(8, "Size of the latent vector z shared by π_{θ,z} and M_{β,z}.", min=1)
-    inner_lr: float = _field(
+    latent_dim: int = field(8, "Size of the latent vector z shared by π_{θ,z} and M_{β,z}.", min=1)
+    inner_lr: float = field(
         1.0, "Step size α of the inner gradient step on z (the paper does not give it).", min=0.0)
-    inner_objective: str = _field(
+    inner_objective: str = field(
         "regression", "Inner loss: self-supervised regression of M (paper) or an importance-weighted "
         "policy-gradient step of π ('VPG-Inner loop' ablation).", choices=INNER_OBJECTIVES)
-    inner_target: str = _field(
+    inner_target: str = field(
         "return", "Regression target M̄: return-to-go (paper) or reward ('Reward Self-Supervision').",
         choices=INNER_TARGETS)
-    explore_estimator: str = _field(
+    explore_estimator: str = field(
         "low_variance", "Gradient estimator for the exploration policy φ: the low-variance advantage "
         "estimator (paper eqs. 2-5), vanilla DiCE backpropagation, or the E-MAML-style objective.",
         choices=EXPLORE_ESTIMATORS)
-    outer_lr: float = _field(7e-4, "Adam learning rate of θ, β and φ.", min=0.0)
-    z_lr: float = _field(4e-5, "Adam learning rate of z.", min=0.0)
-    init_std: float = _field(1.0, "Initial standard deviation of both Gaussian policies.", min=0.0)
-
-    def validate(self) -> None:
-        for name, choices in (("inner_objective", INNER_OBJECTIVES), ("inner_target", INNER_TARGETS),
-                              ("explore_estimator", EXPLORE_ESTIMATORS)):
-            value = getattr(self, name)
-            if value not in choices:
-                raise ValueError(f"--{name}={value!r} is invalid; valid choices: {', '.join(choices)}")
-        for name in ("latent_dim",):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name}={getattr(self, name)} is invalid: must be >= 1")
-        for name in ("inner_lr",):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"--{name}={getattr(self, name)} is invalid: must be >= 0")
-        for name in ("outer_lr", "z_lr", "init_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name}={getattr(self, name)} is invalid: must be > 0")
+    outer_lr: float = field(7e-4, "Adam learning rate of θ, β and φ.", positive=True)
+    z_lr: float = field(4e-5, "Adam learning rate of z.", positive=True)
+    init_std: float = field(1.0, "Initial standard deviation of both Gaussian policies.", positive=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -217,7 +198,7 @@ class MAME(MetaAlgorithm):
     config_class = MAMEConfig
 
     def __init__(self, train_config, algo_config: MAMEConfig, obs_dim: int, act_dim: int):
-        algo_config.validate()
+        validate(algo_config)
         self.train_config = train_config
         self.cfg = algo_config
         hidden = tuple(train_config.hidden_sizes)

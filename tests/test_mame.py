@@ -277,7 +277,9 @@ def test_any_number_of_inner_steps(steps):
 
 
 def test_bad_settings_are_rejected():
+    from mame_tf.config import validate
+
     with pytest.raises(ValueError, match="--explore_estimator='foo' is invalid; valid choices"):
-        MAMEConfig(explore_estimator="foo").validate()
+        validate(MAMEConfig(explore_estimator="foo"))
     with pytest.raises(ValueError, match="--z_lr=0"):
-        dataclasses.replace(MAMEConfig(), z_lr=0).validate()
+        MAME(_train_config(), dataclasses.replace(MAMEConfig(), z_lr=0), OBS, ACT)

@@ -1,35 +1,29 @@
 """The four task families as registered gymnasium environments, and their batched twins.
 
-========================  ==============================  ===========  =======  ============
-short name                gymnasium id                    task param   horizon  obs dim
-========================  ==============================  ===========  =======  ============
-``point_corner``          ``mame_tf/PointCorner-v0``      ``goal``     100      2
-``cheetah_vel``           ``mame_tf/HalfCheetahVel-v0``   ``velocity`` 200      20
-``cheetah_dir``           ``mame_tf/HalfCheetahDir-v0``   ``direction`` 200     20
-``ant_dir``               ``mame_tf/AntDir-v0``           ``direction`` 200     125
-========================  ==============================  ===========  =======  ============
+==================  ==============================  =============  =======  =======  =======
+short name          gymnasium id                    task param     horizon  obs dim  act dim
+==================  ==============================  =============  =======  =======  =======
+``point_corner``    ``mame_tf/PointCorner-v0``      ``goal``       100      2        2
+``cheetah_vel``     ``mame_tf/HalfCheetahVel-v0``   ``velocity``   200      20       6
+``cheetah_dir``     ``mame_tf/HalfCheetahDir-v0``   ``direction``  200      20       6
+``ant_dir``         ``mame_tf/AntDir-v0``           ``direction``  200      125      8
+==================  ==============================  =============  =======  =======  =======
 
 Importing this package registers the ids and installs a MuJoCo warning callback that sends MuJoCo's
-warnings to Python ``logging`` instead of ``MUJOCO_LOG.TXT`` in the working directory.
+warnings to Python ``logging`` instead of ``MUJOCO_LOG.TXT`` in the working directory
+(``mame_tf._mujoco_log``). Modules: ``tasks`` (task records), ``point_corner``, ``half_cheetah``,
+``ant_dir`` (gymnasium envs and their array-level observation/reward functions), ``mujoco_tasks``
+(shared MuJoCo pieces) and ``batched`` (``make_batched_env``: all simulations stepped in one call).
 """
 from __future__ import annotations
 
-import logging
-
 import gymnasium as gym
-import mujoco
 import numpy as np
 
-from mame_tf.envs.tasks import DirectionTask, GoalTask, VelocityTask  # noqa: F401
+from mame_tf import _mujoco_log
+from mame_tf.envs.tasks import DirectionTask, GoalTask, Task, VelocityTask  # noqa: F401
 
-_log = logging.getLogger("mame_tf.mujoco")
-
-
-def _mujoco_warning(message: str) -> None:
-    _log.debug("MuJoCo: %s", message)
-
-
-mujoco.set_mju_user_warning(_mujoco_warning)
+_mujoco_log.install()  # before any model is loaded
 
 ENV_IDS = {
     "point_corner": "mame_tf/PointCorner-v0",
@@ -41,9 +35,9 @@ FAMILIES = {v: k for k, v in ENV_IDS.items()}
 HORIZONS = {"point_corner": 100, "cheetah_vel": 200, "cheetah_dir": 200, "ant_dir": 200}
 _ENTRY_POINTS = {
     "point_corner": "mame_tf.envs.point_corner:PointCornerEnv",
-    "cheetah_vel": "mame_tf.envs.mujoco_tasks:HalfCheetahVelEnv",
-    "cheetah_dir": "mame_tf.envs.mujoco_tasks:HalfCheetahDirEnv",
-    "ant_dir": "mame_tf.envs.mujoco_tasks:AntDirEnv",
+    "cheetah_vel": "mame_tf.envs.half_cheetah:HalfCheetahVelEnv",
+    "cheetah_dir": "mame_tf.envs.half_cheetah:HalfCheetahDirEnv",
+    "ant_dir": "mame_tf.envs.ant_dir:AntDirEnv",
 }
 
 for _name, _id in ENV_IDS.items():
@@ -53,6 +47,8 @@ for _name, _id in ENV_IDS.items():
 
 def family(name: str) -> str | None:
     """The short family name of ``name`` (short name or our gymnasium id), or None for another id."""
+    if not isinstance(name, str):
+        return None
     if name in ENV_IDS:
         return name
     return FAMILIES.get(name)
@@ -74,12 +70,18 @@ def env_id(name: str) -> str:
     )
 
 
-def sample_tasks(name: str, n: int, rng: np.random.Generator):
-    """``n`` tasks of the family ``name`` drawn with ``rng``."""
+def sample_tasks(name: str, n: int, rng: np.random.Generator | int | None = None) -> list:
+    """``n`` tasks of the family ``name`` (short name or gymnasium id) drawn with ``rng``.
+
+    ``rng`` is a ``numpy.random.Generator`` (advanced in place) or a seed. For another registered
+    gymnasium id, the env's ``unwrapped.sample_tasks(n, rng=...)`` is used.
+    """
     from mame_tf.envs import tasks
 
-    fam = family(name)
     n = tasks.check_count(n)
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    fam = family(name)
     if fam == "point_corner":
         return tasks.sample_goal_tasks(n, rng)
     if fam == "cheetah_vel":

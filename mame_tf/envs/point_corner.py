@@ -22,7 +22,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from mame_tf.envs.tasks import CORNERS, GoalTask, check_count, make_rng, sample_goal_tasks
+from mame_tf.envs.tasks import CORNERS, GoalTask, make_rng, sample_goal_tasks
 
 MAX_ACTION = 0.2
 START_RANGE = 0.2
@@ -31,7 +31,7 @@ HORIZON = 100
 
 
 def point_reward(pos: np.ndarray, new_pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """Vectorised reward: ``pos, new_pos, goal: [..., 2]`` -> ``[...]``."""
+    """Vectorised sparse reward of the steps ``pos -> new_pos``: ``pos, new_pos, goal [..., 2]`` -> ``[...]``."""
     d_goal = np.linalg.norm(new_pos - goal, axis=-1)
     d_corners = np.linalg.norm(new_pos[..., None, :] - CORNERS, axis=-1).min(axis=-1)
     nearest = d_goal <= d_corners + 1e-12
@@ -41,25 +41,31 @@ def point_reward(pos: np.ndarray, new_pos: np.ndarray, goal: np.ndarray) -> np.n
 
 
 def point_step(pos: np.ndarray, action: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One step for any batch shape: returns ``(new_pos, reward)``."""
+    """One step for any batch shape ``[..., 2]``: the clipped action is added; returns ``(new_pos, reward)``."""
     new_pos = pos + np.clip(action, -MAX_ACTION, MAX_ACTION)
     return new_pos, point_reward(pos, new_pos, goal)
 
 
 class PointCornerEnv(gym.Env):
-    """gymnasium env of the sparse point-corner task family (see the module docstring)."""
+    """gymnasium env of the sparse point-corner task family (see the module docstring).
+
+    Observation: the position ``[2]`` (float64). Action: a displacement, clipped to ``[-0.2, 0.2]²``.
+    ``info``: ``position`` ``[2]`` and ``goal_distance`` (Euclidean distance to the task's corner).
+    """
 
     metadata = {"render_modes": []}
 
     def __init__(self, task: GoalTask | None = None):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float64)
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
-        self._task = task if task is not None else GoalTask(goal=(2.0, 2.0))
+        self._task = GoalTask(CORNERS[0]) if task is None else task
+        self.set_task(self._task)
         self._pos = np.zeros(2)
 
     # Task interface -------------------------------------------------------------------------
-    def sample_tasks(self, n: int, seed: int | None = None, rng: np.random.Generator | None = None):
-        return sample_goal_tasks(check_count(n), make_rng(seed, rng))
+    def sample_tasks(self, n: int, seed: int | None = None, rng: np.random.Generator | None = None) -> list[GoalTask]:
+        """``n`` tasks (corners drawn uniformly), from ``rng`` or a generator seeded with ``seed``."""
+        return sample_goal_tasks(n, make_rng(seed, rng))
 
     def set_task(self, task: GoalTask) -> None:
         if not isinstance(task, GoalTask):
@@ -70,16 +76,24 @@ class PointCornerEnv(gym.Env):
         return self._task
 
     # gymnasium API ----------------------------------------------------------------------------
+    def _info(self):
+        return {"position": self._pos.copy(), "goal_distance": float(np.linalg.norm(self._pos - self._task.goal))}
+
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._pos = self.np_random.uniform(-START_RANGE, START_RANGE, size=2)
-        return self._pos.copy(), {"position": self._pos.copy()}
+        return self._pos.copy(), self._info()
 
     def set_state(self, pos: np.ndarray) -> None:
-        self._pos = np.asarray(pos, dtype=np.float64).copy()
+        """Place the point at ``pos [2]``."""
+        pos = np.array(pos, dtype=np.float64)
+        if pos.shape != (2,):
+            raise ValueError(f"position has shape {pos.shape}, expected (2,)")
+        self._pos = pos
+
+    def get_state(self) -> np.ndarray:
+        return self._pos.copy()
 
     def step(self, action):
-        new_pos, reward = point_step(self._pos, np.asarray(action, dtype=np.float64), np.asarray(self._task.goal))
-        self._pos = new_pos
-        info = {"position": new_pos.copy(), "goal_distance": float(np.linalg.norm(new_pos - self._task.goal))}
-        return new_pos.copy(), float(reward), False, False, info
+        self._pos, reward = point_step(self._pos, np.asarray(action, dtype=np.float64), self._task.goal)
+        return self._pos.copy(), float(reward), False, False, self._info()
