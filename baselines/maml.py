@@ -136,7 +136,7 @@ class MAMLFamily(MetaAlgorithm):
         self._inner_step_fn = self.compile(self._inner_step_impl)
 
     def compile(self, fn):
-        return fn if self.eager else tf.function(fn, reduce_retracing=True)
+        return fn if self.eager else tf.function(fn)
 
     # -- interface -------------------------------------------------------------------------------
     def num_exploration_batches(self, inner_steps: int) -> int:

@@ -217,7 +217,7 @@ class MAME(MetaAlgorithm):
         self.gae_lambda = float(train_config.gae_lambda)
         self.inner_steps = int(train_config.inner_steps)
         compile_fn = (lambda f: f) if getattr(train_config, "eager", False) else \
-            (lambda f: tf.function(f, reduce_retracing=True))
+            (lambda f: tf.function(f))
         self._main_step = compile_fn(self._main_step_impl)
         self._explore_step = compile_fn(self._explore_step_impl)
         self._adapt_fn = compile_fn(self._adapt_impl)

@@ -185,7 +185,7 @@ class GaussianMLPPolicy(_FunctionalMLP):
             initializer=keras.initializers.Constant(math.log(init_std)),
             name="log_std",
         )
-        self._forward_fn = tf.function(self.forward, reduce_retracing=True)
+        self._forward_fn = tf.function(self.forward)
 
     @property
     def params(self) -> list:

@@ -178,3 +178,14 @@ def test_launcher_rejects_bad_values_with_the_flag_name(tmp_path):
     assert "--meta_batch_size=0 is invalid" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_evaluate_meta_tests_a_trained_run(tmp_path):
+    train_from_configs(MAME, _train(tmp_path, "run", iterations=2), MAMEConfig(latent_dim=2))
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "launchers", "evaluate.py"),
+                          f"--logdir={tmp_path / 'run'}", "--inner_steps=2", "--eval_tasks=3"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert result["checkpoint_iteration"] == 2 and sorted(result["steps"]) == ["0", "1", "2"]
+    assert all(np.isfinite(v) for row in result["steps"].values() for v in row.values())
