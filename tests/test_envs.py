@@ -14,6 +14,8 @@ import mame_tf  # noqa: F401
 from mame_tf import envs
 from mame_tf.envs.point_corner import point_reward
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 NAMES = ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"]
 OBS_DIMS = {"point_corner": 2, "cheetah_vel": 20, "cheetah_dir": 20, "ant_dir": 125}
 ACT_DIMS = {"point_corner": 2, "cheetah_vel": 6, "cheetah_dir": 6, "ant_dir": 8}
@@ -203,7 +205,8 @@ def test_import_and_envs_leave_no_mujoco_log_and_no_warnings(tmp_path):
         "assert any('settotalmass' in m for m in records), records\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                              "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])})
     assert out.returncode == 0, out.stderr
     assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
     assert out.stdout == "" and out.stderr == "", out.stdout + out.stderr
