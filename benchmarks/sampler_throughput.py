@@ -10,9 +10,13 @@ Three numbers of control steps per second (one control step = ``frame_skip`` phy
 * ``sync_vector_env_steps_per_s``: gymnasium's ``SyncVectorEnv`` of the same registered envs, stepped
   with the same policy (the usual way to batch gymnasium envs in one process);
 * ``raw_limit_steps_per_s``: a bare single-thread ``mj_step`` loop (same frame skip, random controls,
-  no Python work besides the call) times the number of cores: what the cores can simulate at best.
+  no Python work besides the call) times the number of usable cores: what the cores can simulate at
+  best.
 
-The last line printed is one JSON object with all of them and the ratios.
+Shared machines drift by 10-20 % within minutes, so the sampler and the raw loop are measured in
+``--rounds`` interleaved rounds (raw loop, then one sampling call) and each round gives one ratio;
+the figures reported are the medians over rounds. The last line printed is one JSON object with all
+of them, the ratios and the per-round measurements.
 """
 from __future__ import annotations
 
@@ -30,27 +34,28 @@ flags.DEFINE_enum("env", "cheetah_dir", ["point_corner", "cheetah_vel", "cheetah
 flags.DEFINE_integer("meta_batch_size", 40, "Tasks per sampling call.")
 flags.DEFINE_integer("episodes_per_task", 20, "Episodes per task.")
 flags.DEFINE_integer("horizon", 200, "Steps per episode.")
-flags.DEFINE_integer("repeats", 2, "Timed sampling calls (after one warm-up call).")
+flags.DEFINE_integer("rounds", 5, "Interleaved rounds of (raw loop, one timed sampling call), after one warm-up call.")
 flags.DEFINE_integer("sync_envs", 800, "Number of envs in the SyncVectorEnv comparison.")
 flags.DEFINE_integer("sync_steps", 40, "Vector steps timed for SyncVectorEnv.")
-flags.DEFINE_float("raw_seconds", 3.0, "Seconds of the raw mj_step loop.")
+flags.DEFINE_float("raw_seconds", 2.0, "Seconds of the raw mj_step loop in each round.")
 FLAGS = flags.FLAGS
 
 
-def sampler_rate(policy) -> float:
+def make_sampler_timer(policy):
+    """A function that runs one sampling call at the configured scale and returns its steps/s."""
     from mame_tf.sampler import MetaSampler
 
     sampler = MetaSampler(FLAGS.env, FLAGS.episodes_per_task, FLAGS.horizon, seed=0)
     tasks = sampler.sample_tasks(FLAGS.meta_batch_size)
-    fn = policy.sampling_fn()
-    sampler.sample(tasks, fn)  # warm-up: builds the batch and traces the policy
-    best = 0.0
-    for _ in range(FLAGS.repeats):
+
+    def timed() -> float:
+        fn = policy.sampling_fn()  # made per call, as the trainer does
         t = time.perf_counter()
         batch = sampler.sample(tasks, fn)
-        best = max(best, batch.env_steps / (time.perf_counter() - t))
-    sampler.close()
-    return best
+        return batch.env_steps / (time.perf_counter() - t)
+
+    timed()  # warm-up: builds the simulations
+    return timed
 
 
 def sync_vector_rate(policy) -> float:
@@ -99,14 +104,27 @@ def raw_rate() -> float | None:
 def main(argv):
     del argv
     import mame_tf  # noqa: F401
+    from mame_tf.envs.batched import usable_cpus
     from mame_tf.networks import GaussianMLPPolicy
     from mame_tf.sampler import MetaSampler
 
+    if FLAGS.rounds < 1:
+        raise app.UsageError(f"--rounds={FLAGS.rounds} must be >= 1")
     probe = MetaSampler(FLAGS.env, 1, FLAGS.horizon)
     policy = GaussianMLPPolicy(probe.obs_dim, probe.act_dim, (100, 100), seed=0)
-    cores = os.cpu_count()
-    raw_single = raw_rate()
-    ours = sampler_rate(policy)
+    cores = usable_cpus()
+    timed_sample = make_sampler_timer(policy)
+    rounds = []
+    for r in range(FLAGS.rounds):
+        raw_r = raw_rate()
+        ours_r = timed_sample()
+        rounds.append({"raw_single_thread": None if raw_r is None else round(raw_r), "sampler": round(ours_r),
+                       "fraction": None if raw_r is None else round(ours_r / (raw_r * cores), 3)})
+        print(f"round {r + 1}/{FLAGS.rounds}: {rounds[-1]}", flush=True)
+    ours = float(np.median([r["sampler"] for r in rounds]))
+    raw_single = None if rounds[0]["raw_single_thread"] is None else float(
+        np.median([r["raw_single_thread"] for r in rounds]))
+    fraction = None if raw_single is None else float(np.median([r["fraction"] for r in rounds]))
     sync = sync_vector_rate(policy)
     limit = None if raw_single is None else raw_single * cores
     result = {
@@ -117,15 +135,17 @@ def main(argv):
         "sync_vector_env_steps_per_s": round(sync),
         "raw_single_thread_steps_per_s": None if raw_single is None else round(raw_single),
         "raw_limit_steps_per_s": None if limit is None else round(limit),
-        "fraction_of_raw_limit": None if limit is None else round(ours / limit, 3),
+        "fraction_of_raw_limit": None if fraction is None else round(fraction, 3),
         "speedup_vs_sync_vector_env": round(ours / sync, 2),
+        "rounds": rounds,
     }
     print(f"{'':34s}control steps/s")
-    print(f"{'MetaSampler (Keras policy)':34s}{ours:12,.0f}")
+    print(f"{'MetaSampler (Keras policy)':34s}{ours:12,.0f}   (median of {FLAGS.rounds} rounds)")
     print(f"{'SyncVectorEnv':34s}{sync:12,.0f}")
     if limit is not None:
         print(f"{'raw mj_step, 1 thread':34s}{raw_single:12,.0f}")
         print(f"{f'raw limit (x {cores} cores)':34s}{limit:12,.0f}")
+        print(f"{'fraction of the raw limit':34s}{fraction:12.3f}   (median of the per-round ratios)")
     print(json.dumps(result))
 
 

@@ -42,6 +42,12 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
 }
 
 
+_NUMPY_ACTIVATIONS = {
+    "relu": lambda h: np.maximum(h, 0.0, out=h),
+    "tanh": lambda h: np.tanh(h, out=h),
+}
+
+
 def _check_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     if name not in ACTIVATIONS:
         raise ValueError(f"activation={name!r} is not supported; valid choices: {sorted(ACTIVATIONS)}")
@@ -185,7 +191,6 @@ class GaussianMLPPolicy(_FunctionalMLP):
             initializer=keras.initializers.Constant(math.log(init_std)),
             name="log_std",
         )
-        self._forward_fn = tf.function(self.forward)
 
     @property
     def params(self) -> list:
@@ -225,13 +230,42 @@ class GaussianMLPPolicy(_FunctionalMLP):
         return self.forward(self.params, obs, z)[0]
 
     def sampling_fn(self, params=None, z=None, per_task: bool = False):
-        """A numpy function ``obs [T, E, obs_dim] -> (mean, log_std)`` for the sampler (compiled once)."""
-        params = self.params if params is None else [tf.convert_to_tensor(p) for p in params]
-        z_t = None if z is None else tf.convert_to_tensor(z, dtype=tf.float32)
+        """A numpy function ``obs [T, E, obs_dim] -> (mean, log_std)`` for the sampler.
+
+        The parameters (default: the current variables) and ``z`` are read once, when the function
+        is made, and the forward pass runs in float32 numpy: the sampler calls it once per control
+        step on a few hundred observations, where numpy costs a fifth of a ``tf.function`` call (see
+        ``benchmarks/sampler_throughput.py``). It computes :meth:`forward` (``tests/test_networks.py``
+        checks that they agree); ``mean`` has the shape of ``obs`` with ``act_dim`` last, and
+        ``log_std`` broadcasts against it.
+        """
+        params = self.params if params is None else params
+        weights = [np.asarray(p, np.float32) for p in params]
+        latent = None if z is None else np.asarray(z, np.float32)
+        if (latent is None) != (self.latent_dim == 0):
+            raise ValueError(
+                f"{self.name}: latent_dim={self.latent_dim} but z was {'not ' if latent is None else ''}given"
+            )
+        if latent is not None and (latent.ndim not in (1, 2) or latent.shape[-1] != self.latent_dim):
+            raise ValueError(f"z must have shape [{self.latent_dim}] or [T, {self.latent_dim}], got {latent.shape}")
+        act = _NUMPY_ACTIVATIONS[self.activation_name]
+        kernels, biases, log_std = weights[:-1:2], weights[1:-1:2], weights[-1]
+        if per_task:  # biases [T, out] -> [T, 1, out] to broadcast over the flattened inner axes
+            biases = [b[:, None, :] for b in biases]
 
         def fn(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            mean, log_std = self._forward_fn(params, tf.convert_to_tensor(obs, tf.float32), z_t, per_task)
-            return mean.numpy(), log_std.numpy()
+            x = np.asarray(obs, np.float32)
+            if latent is not None:
+                zb = latent if latent.ndim == 1 else latent.reshape((-1,) + (1,) * (x.ndim - 2) + (self.latent_dim,))
+                x = np.concatenate([x, np.broadcast_to(zb, x.shape[:-1] + (self.latent_dim,))], axis=-1)
+            h = x.reshape((x.shape[0], -1, x.shape[-1]) if per_task else (-1, x.shape[-1]))
+            for i, (w, b) in enumerate(zip(kernels, biases)):
+                h = np.matmul(h, w) + b
+                if i < len(kernels) - 1:
+                    h = act(h)
+            mean = h.reshape(x.shape[:-1] + (self.act_dim,))
+            ls = log_std.reshape((-1,) + (1,) * (mean.ndim - 2) + (self.act_dim,)) if per_task else log_std
+            return mean, np.broadcast_to(ls, mean.shape)
 
         return fn
 

@@ -113,12 +113,35 @@ def test_gradients_through_forward_are_exact_float64(per_task):
         np.testing.assert_allclose(a.numpy(), n, rtol=1e-6, atol=1e-7)
 
 
-def test_sampling_fn_matches_forward():
-    pol = GaussianMLPPolicy(3, 2, hidden_sizes=(8,), latent_dim=2, seed=5)
-    obs = np.random.default_rng(5).normal(size=(2, 4, 3)).astype(np.float32)
-    z = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
-    fn = pol.sampling_fn(params=pol.tile_params(2), z=z, per_task=True)
-    mean, log_std = fn(obs)
-    ref_mean, _ = pol.forward(pol.params, obs, z)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("latent", [None, "shared", "per_task"])
+@pytest.mark.parametrize("per_task", [False, True])
+def test_sampling_fn_matches_forward(activation, latent, per_task):
+    """The sampler's numpy forward computes the TF forward: shared or distinct per-task parameters,
+    no z, one z for all tasks or one per task."""
+    rng = np.random.default_rng(5)
+    pol = GaussianMLPPolicy(3, 2, hidden_sizes=(8, 4), activation=activation,
+                            latent_dim=0 if latent is None else 2, seed=5)
+    obs = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    z = {None: None, "shared": np.array([0.5, -1.0], np.float32),
+         "per_task": np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)}[latent]
+    params = pol.params
+    if per_task:  # a different perturbation for each task, so a mix-up of tasks would show
+        params = [p + tf.constant(rng.normal(scale=0.3, size=p.shape), tf.float32) for p in pol.tile_params(2)]
+    mean, log_std = pol.sampling_fn(params=params if per_task else None, z=z, per_task=per_task)(obs)
+    ref_mean, ref_log_std = pol.forward(params, obs, z, per_task=per_task)
     np.testing.assert_allclose(mean, ref_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_std, ref_log_std.numpy(), rtol=1e-6, atol=1e-7)
     assert mean.shape == log_std.shape == (2, 4, 2)
+
+
+def test_sampling_fn_reads_the_parameters_when_made():
+    pol = GaussianMLPPolicy(3, 2, hidden_sizes=(8,), seed=0)
+    obs = np.ones((1, 2, 3), np.float32)
+    fn = pol.sampling_fn()
+    before = fn(obs)[0].copy()
+    pol.params[0].assign_add(tf.ones_like(pol.params[0]))
+    np.testing.assert_array_equal(fn(obs)[0], before)
+    assert not np.allclose(pol.sampling_fn()(obs)[0], before)
+    with pytest.raises(ValueError, match="latent_dim=0 but z was given"):
+        pol.sampling_fn(z=np.zeros(2, np.float32))
