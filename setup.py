@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "wandb==0.31.0",
     "numpy==2.4.6",
     "matplotlib==3.11.2",
+    "threadpoolctl==3.8.0",
 ]
 
 EXTRAS = {

@@ -149,7 +149,7 @@ def test_thread_count_does_not_change_results(name):
     for nthread in (1, 2):
         rng = np.random.default_rng(4)
         benv = make_batched_env(name, 6, nthread=nthread)
-        assert benv.nthread == nthread == benv.batch.nthread
+        assert benv.nthread == nthread == benv.sims.nthread
         benv.reset(envs.sample_tasks(name, 6, rng), rng)
         for _ in range(20):
             obs, rew, term, _ = benv.step(rng.uniform(-1, 1, (6, benv.act_dim)))

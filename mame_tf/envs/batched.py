@@ -4,25 +4,27 @@
 return arrays with one row per simulation (``N = num_envs``):
 
 * ``point_corner``: :class:`PointCornerBatched`, plain numpy (the dynamics are one addition);
-* ``cheetah_vel``, ``cheetah_dir``, ``ant_dir``: :class:`MujocoBatched`. ``mujoco.batch.Batch``
-  advances every simulation by the 5 substeps of one control step in a single C call on ``nthread``
-  threads (default: all usable cores); observations, rewards and terminations are computed as
-  arrays over all simulations by the same functions the gymnasium envs use (``half_cheetah``,
-  ``ant_dir``). For the Ant, ``cfrc_ext`` needs ``mj_rnePostConstraint`` after the step (``mj_step``
-  does not compute it): the batch keeps one MjData per simulation (``persistent=True``) and each
-  live simulation's data is read back and completed, as gymnasium does after its own ``mj_step``.
-  Simulations whose episode has terminated are no longer stepped;
+* ``cheetah_vel``, ``cheetah_dir``, ``ant_dir``: :class:`MujocoBatched`, on ``nthread`` threads
+  (default: all usable cores). For HalfCheetah ``mujoco.batch.Batch`` advances every simulation by
+  the 5 substeps of one control step in a single C call. The Ant's observation needs
+  ``mj_rnePostConstraint`` after each step, which the batch cannot run inside its threads, so its
+  simulations are stepped by a pool of Python threads that each run ``mj_step`` (which releases
+  the GIL) and ``mj_rnePostConstraint`` on their own MjData (:class:`_ThreadedSims`).
+  Observations, rewards and terminations are computed as arrays over all simulations by the same
+  functions the gymnasium envs use (``half_cheetah``, ``ant_dir``). Simulations whose episode has
+  terminated are no longer stepped;
 * any other registered gymnasium id: :class:`GymBatchedEnv`, a Python loop over gymnasium envs with
   the same interface, so a user's own task family works with the sampler unchanged.
 
 Given the same initial state and actions, the batched envs reproduce the gymnasium envs'
-observations, rewards and terminations (``tests/test_batched_env.py``); MuJoCo's batch is
+observations, rewards and terminations (``tests/test_batched_env.py``); both MuJoCo backends are
 bit-identical to a loop over single simulations at any thread count.
 """
 from __future__ import annotations
 
 import abc
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import gymnasium as gym
@@ -157,8 +159,135 @@ class PointCornerBatched(BatchedEnv):
         return self._pos.copy(), reward, np.zeros(self.num_envs, bool), info
 
 
+_INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def _state_columns(model: mujoco.MjModel, component) -> slice:
+    """The columns of one state component (e.g. ``mjSTATE_QPOS``) in an ``mjSTATE_INTEGRATION`` row
+    (components are stored in the order of their bits)."""
+    start, bit, want = 0, 1, int(component)
+    while bit < want:
+        if int(_INTEGRATION) & bit:
+            start += mujoco.mj_stateSize(model, bit)
+        bit <<= 1
+    return slice(start, start + mujoco.mj_stateSize(model, want))
+
+
+class _BatchSims:
+    """The simulations on ``mujoco.batch.Batch`` (HalfCheetah): one C call steps them all.
+
+    ``qpos``, ``qvel``, ``ctrl`` are live views of the batch's state; ``com`` is the torso's
+    ``subtree_com [N, 3]`` after the last call (the only derived field HalfCheetah observes, so the
+    only one the batch copies out).
+    """
+
+    def __init__(self, model: mujoco.MjModel, num_envs: int, nthread: int, torso: int):
+        self.batch = mj_batch.Batch(model, num_envs, nthread=nthread)
+        self.nthread = self.batch.nthread
+        self.qpos, self.qvel, self.ctrl = (self.batch.bind(f) for f in ("qpos", "qvel", "ctrl"))
+        self._com, self._torso = self.batch.bind("subtree_com"), torso
+        self.cfrc = self.xmat = None
+
+    @property
+    def com(self):
+        return self._com[:, self._torso]
+
+    @property
+    def state(self) -> np.ndarray:
+        return self.batch.state
+
+    def reset(self):
+        self.batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
+
+    def forward(self):
+        self.batch.forward()
+
+    def step(self, ids, nstep: int):
+        self.batch.step(ids=ids, nstep=nstep)
+
+    def close(self):
+        self.batch = None
+
+
+class _ThreadedSims:
+    """The simulations stepped by a pool of ``nthread`` Python threads (the Ant).
+
+    The Ant's observation needs ``cfrc_ext``, which ``mj_step`` does not compute: gymnasium calls
+    ``mj_rnePostConstraint`` after each step, on the derived fields the step leaves behind (those
+    of the last RK4 stage), and no stage or sensor of ``mujoco.batch`` reproduces them. So each
+    thread owns one MjData and, for each of its simulations, loads the simulation's
+    ``mjSTATE_INTEGRATION`` row, runs ``mj_step`` and ``mj_rnePostConstraint``, reads the fields the
+    observation needs and saves the row back, exactly as a gymnasium env does with its own MjData.
+    ``mj_step`` releases the GIL, so the threads run in parallel; on 2 cores this simulates about
+    20 % more Ant steps per second than a persistent ``mujoco.batch`` followed by a loop over its
+    simulations' MjData (``get_data`` + ``mj_rnePostConstraint``) on one thread.
+    """
+
+    def __init__(self, model: mujoco.MjModel, num_envs: int, nthread: int, torso: int):
+        self.model, self.num_envs, self.nthread, self._torso = model, num_envs, nthread, torso
+        self._datas = [mujoco.MjData(model) for _ in range(nthread)]
+        self._pool = ThreadPoolExecutor(nthread - 1, thread_name_prefix="mame_tf_sim") if nthread > 1 else None
+        self.state = np.zeros((num_envs, mujoco.mj_stateSize(model, _INTEGRATION)))
+        S = mujoco.mjtState
+        self.qpos = self.state[:, _state_columns(model, S.mjSTATE_QPOS)]
+        self.qvel = self.state[:, _state_columns(model, S.mjSTATE_QVEL)]
+        self.ctrl = self.state[:, _state_columns(model, S.mjSTATE_CTRL)]
+        self.com = np.zeros((num_envs, 3))
+        self.xmat = np.zeros((num_envs, 9))
+        self.cfrc = np.zeros((num_envs, model.nbody, 6))
+        self._default = np.zeros(self.state.shape[1])
+        mujoco.mj_getState(model, mujoco.MjData(model), self._default, _INTEGRATION)
+
+    def _run(self, work, ids) -> None:
+        """``work(data, ids_chunk)`` on every thread, the simulations dealt out in turn."""
+        ids = np.arange(self.num_envs) if ids is None else np.asarray(ids)
+        chunks = [ids[k::self.nthread].tolist() for k in range(self.nthread)]
+        futures = [self._pool.submit(work, self._datas[k], chunks[k]) for k in range(1, self.nthread)]
+        work(self._datas[0], chunks[0])
+        for f in futures:
+            f.result()
+
+    def reset(self):
+        self.state[:] = self._default
+
+    def forward(self):
+        m, state, com, xmat, b = self.model, self.state, self.com, self.xmat, self._torso
+
+        def work(d, ids):
+            for i in ids:
+                mujoco.mj_setState(m, d, state[i], _INTEGRATION)
+                mujoco.mj_forward(m, d)
+                com[i] = d.subtree_com[b]
+                xmat[i] = d.xmat[b]
+
+        self._run(work, None)
+
+    def step(self, ids, nstep: int):
+        m, state, com, xmat, cfrc, b = self.model, self.state, self.com, self.xmat, self.cfrc, self._torso
+        set_state, get_state, mj_step, rne = mujoco.mj_setState, mujoco.mj_getState, mujoco.mj_step, mujoco.mj_rnePostConstraint
+
+        def work(d, ids):
+            for i in ids:
+                row = state[i]
+                set_state(m, d, row, _INTEGRATION)
+                mj_step(m, d, nstep)
+                rne(m, d)
+                cfrc[i] = d.cfrc_ext
+                com[i] = d.subtree_com[b]
+                xmat[i] = d.xmat[b]
+                get_state(m, d, row, _INTEGRATION)
+
+        self._run(work, ids)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 class MujocoBatched(BatchedEnv):
-    """HalfCheetahVel/Dir and AntDir on ``mujoco.batch.Batch``.
+    """HalfCheetahVel/Dir (on ``mujoco.batch``) and AntDir (on a pool of threads, see
+    :class:`_ThreadedSims`), ``nthread`` threads each.
 
     State: ``(qpos [N, nq], qvel [N, nv])`` (for ``env.unwrapped.set_state(qpos[i], qvel[i])``);
     info: ``x_velocity [N]``.
@@ -177,17 +306,8 @@ class MujocoBatched(BatchedEnv):
         self.action_high = self.model.actuator_ctrlrange[:, 1].copy()
         self.dt = self.model.opt.timestep * _mt.FRAME_SKIP
         self.nthread = int(nthread or usable_cpus())
-        # The Ant keeps one MjData per simulation so that get_data() returns the derived fields of
-        # its last step for mj_rnePostConstraint; HalfCheetah needs only bound outputs (faster).
-        self.batch = mj_batch.Batch(self.model, num_envs, nthread=self.nthread, persistent=self.is_ant)
-        self._qpos = self.batch.bind("qpos")
-        self._qvel = self.batch.bind("qvel")
-        self._ctrl = self.batch.bind("ctrl")
-        self._com = self.batch.bind("subtree_com")
-        self._xmat = self.batch.bind("xmat") if self.is_ant else None
-        self._torso = self.model.body("torso").id
-        self._scratch = mujoco.MjData(self.model) if self.is_ant else None
-        self._cfrc = np.zeros((num_envs, self.model.nbody, 6))
+        sims = _ThreadedSims if self.is_ant else _BatchSims
+        self.sims = sims(self.model, num_envs, self.nthread, self.model.body("torso").id)
         self._done = np.zeros(num_envs, bool)
         self._param = np.zeros(num_envs)
         if family == "cheetah_vel":
@@ -198,12 +318,10 @@ class MujocoBatched(BatchedEnv):
             self._reward_fn, self._task_class = None, _envs.DirectionTask
 
     def _obs(self) -> np.ndarray:
-        com = self._com[:, self._torso]
+        sims = self.sims
         if self.is_ant:
-            obs = _ant.obs_ant(self._qpos, self._qvel, self._cfrc, self._xmat[:, self._torso], com)
-        else:
-            obs = _cheetah.obs_cheetah(self._qpos, self._qvel, com)
-        return obs
+            return _ant.obs_ant(sims.qpos, sims.qvel, sims.cfrc, sims.xmat, sims.com)
+        return _cheetah.obs_cheetah(sims.qpos, sims.qvel, sims.com)
 
     def reset(self, tasks, rng):
         self._check_tasks(tasks, rng)
@@ -211,61 +329,53 @@ class MujocoBatched(BatchedEnv):
             if not isinstance(t, self._task_class):
                 raise ValueError(f"{self.family} needs {self._task_class.__name__} tasks, got {t!r}")
         self._param = _mt.task_parameter(self.family, tasks)
-        self.batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
+        self.sims.reset()
         qpos, qvel = _mt.reset_noise(rng, self.model.qpos0, self.model.nv, self.num_envs)
-        self._cfrc[:] = 0.0  # mj_resetData zeroes cfrc_ext and mj_forward does not compute it
+        if self.sims.cfrc is not None:
+            self.sims.cfrc[:] = 0.0  # mj_resetData zeroes cfrc_ext and mj_forward does not compute it
         return self.set_state(qpos, qvel)
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         """``(qpos [N, nq], qvel [N, nv])``, copies: gymnasium's notion of the state (its ``set_state``),
         which reproduces a simulation exactly right after a reset (see :meth:`get_full_state`)."""
-        return self._qpos.copy(), self._qvel.copy()
+        return self.sims.qpos.copy(), self.sims.qvel.copy()
 
     def get_full_state(self) -> np.ndarray:
         """MuJoCo's whole integration state ``[N, nstate]`` (``mjSTATE_INTEGRATION``: also time,
         controls and the solver warm start), for ``mujoco.mj_setState(model, data, state[i],
         mujoco.mjtState.mjSTATE_INTEGRATION)``: reproduces simulation ``i`` exactly at any step."""
-        return self.batch.state.copy()
+        return self.sims.state.copy()
 
     def set_state(self, qpos, qvel) -> np.ndarray:
         """Set every simulation's ``qpos [N, nq]`` and ``qvel [N, nv]`` and run ``mj_forward``
         (gymnasium's ``set_state``); clears the terminated flags. Returns the observations."""
         qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
-        if qpos.shape != self._qpos.shape or qvel.shape != self._qvel.shape:
+        if qpos.shape != self.sims.qpos.shape or qvel.shape != self.sims.qvel.shape:
             raise ValueError(f"state shapes {qpos.shape}, {qvel.shape}; "
-                             f"expected {self._qpos.shape}, {self._qvel.shape}")
-        self._qpos[:] = qpos
-        self._qvel[:] = qvel
-        self.batch.forward()
+                             f"expected {self.sims.qpos.shape}, {self.sims.qvel.shape}")
+        self.sims.qpos[:] = qpos
+        self.sims.qvel[:] = qvel
+        self.sims.forward()
         self._done[:] = False
         return self._obs()
 
-    def _contact_forces(self, ids: np.ndarray) -> None:
-        """``cfrc_ext`` of simulations ``ids`` after their step, as gymnasium's ``mj_rnePostConstraint``."""
-        d = self._scratch
-        for i in ids.tolist():
-            self.batch.get_data(i, d)
-            mujoco.mj_rnePostConstraint(self.model, d)
-            self._cfrc[i] = d.cfrc_ext
-
     def step(self, actions):
         a = self._check_actions(actions)
-        x_before = self._qpos[:, 0].copy()
-        self._ctrl[:] = a
+        sims = self.sims
+        x_before = sims.qpos[:, 0].copy()
+        sims.ctrl[:] = a
         if self._done.any():  # terminated simulations are not stepped any more
             ids = np.flatnonzero(~self._done)
             if ids.size:
-                self.batch.step(ids=ids, nstep=_mt.FRAME_SKIP)
+                sims.step(ids, _mt.FRAME_SKIP)
         else:
-            ids = np.arange(self.num_envs)
-            self.batch.step(nstep=_mt.FRAME_SKIP)
-        x_after = self._qpos[:, 0].copy()
+            sims.step(None, _mt.FRAME_SKIP)
+        x_after = sims.qpos[:, 0].copy()
         with np.errstate(invalid="ignore", over="ignore"):
             if self.is_ant:
-                self._contact_forces(ids)
-                terminated = _ant.ant_terminated(self._qpos, self._qvel) | self._done
+                terminated = _ant.ant_terminated(sims.qpos, sims.qvel) | self._done
                 self._done = terminated
-                reward = _ant.reward_ant_dir(x_before, x_after, a, self.dt, self._param, self._cfrc)
+                reward = _ant.reward_ant_dir(x_before, x_after, a, self.dt, self._param, sims.cfrc)
             else:
                 terminated = np.zeros(self.num_envs, bool)
                 reward = self._reward_fn(x_before, x_after, a, self.dt, self._param)
@@ -277,7 +387,7 @@ class MujocoBatched(BatchedEnv):
         return obs, reward, terminated, {"x_velocity": x_velocity}
 
     def close(self) -> None:
-        self.batch = None
+        self.sims.close()
 
 
 class GymBatchedEnv(BatchedEnv):
