@@ -17,7 +17,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import MAMLFamily, mean_kl, subsample
+from baselines.maml import MAMLFamily, adapt_chain, mean_kl, subsample
 from mame_tf.config import field
 from mame_tf.optimizers import flatten, hessian_vector_product, trpo_step
 
@@ -46,30 +46,38 @@ class MAMLTRPO(MAMLFamily):
 
     def __init__(self, train_config, algo_config, obs_dim, act_dim):
         super().__init__(train_config, algo_config, obs_dim, act_dim)
-        self._surrogate_fn = self.compile(self._surrogate)
-        self._kl_fn = self.compile(self._kl)
-        self._grad_fn = self.compile(self._grad)
+        self._loss_and_kl_fn = self.compile(self._loss_and_kl)
+        self._loss_and_grad_fn = self.compile(self._loss_and_grad)
         self._hvp_fn = self.compile(self._hvp)
 
-    def _surrogate(self, pre, post):
-        logp, _ = self.adapted_post_logp(pre, post)
+    def _surrogate_from_logp(self, logp, post):
         ratio = tf.exp(logp - post["logp_old"])
         mask = post["mask"]
         return -tf.reduce_sum(ratio * post["adv"] * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
-    def _kl(self, pre, post):
-        from baselines.maml import adapt_chain
-
-        chain = adapt_chain(self.policy, self.policy.params, pre, self.cfg.inner_lr, self.inner_objective)
+    def _kl_from_chain(self, chain, post):
         if chain:
             return mean_kl(self.policy, chain[-1], post, per_task=True)
         return mean_kl(self.policy, self.policy.params, post, per_task=False)
 
-    def _grad(self, pre, post):
+    def _surrogate(self, pre, post):
+        logp, _ = self.adapted_post_logp(pre, post)
+        return self._surrogate_from_logp(logp, post)
+
+    def _kl(self, pre, post):
+        chain = adapt_chain(self.policy, self.policy.params, pre, self.cfg.inner_lr, self.inner_objective)
+        return self._kl_from_chain(chain, post)
+
+    def _loss_and_kl(self, pre, post):
+        """The surrogate and the KL from one adaptation (what each line-search trial needs)."""
+        logp, chain = self.adapted_post_logp(pre, post)
+        return self._surrogate_from_logp(logp, post), self._kl_from_chain(chain, post)
+
+    def _loss_and_grad(self, pre, post):
         with tf.GradientTape() as tape:
             loss = self._surrogate(pre, post)
         grads = tape.gradient(loss, self.policy.params)
-        return flatten([tf.zeros_like(p) if g is None else g for g, p in zip(grads, self.policy.params)])
+        return loss, flatten([tf.zeros_like(p) if g is None else g for g, p in zip(grads, self.policy.params)])
 
     def _hvp(self, pre, post, v):
         return hessian_vector_product(lambda: self._kl(pre, post), self.policy.params, self.cfg.cg_damping)(v)
@@ -80,12 +88,13 @@ class MAMLTRPO(MAMLFamily):
         pre_sub = [subsample(d, frac) for d in pre]
         post_sub = subsample(post, frac)
         result = trpo_step(
-            surrogate_fn=lambda: self._surrogate_fn(pre, post),
-            kl_fn=lambda: self._kl_fn(pre, post),
+            surrogate_fn=lambda: self._loss_and_kl_fn(pre, post)[0],
+            kl_fn=lambda: self._loss_and_kl_fn(pre, post)[1],
             params=self.policy.params,
             max_kl=self.cfg.max_kl, cg_iters=self.cfg.cg_iters, backtrack_ratio=self.cfg.backtrack_ratio,
             max_backtracks=self.cfg.max_backtracks, damping=self.cfg.cg_damping,
-            gradient_fn=lambda: self._grad_fn(pre, post),
+            loss_and_gradient_fn=lambda: self._loss_and_grad_fn(pre, post),
+            loss_and_kl_fn=lambda: self._loss_and_kl_fn(pre, post),
             hvp_fn=lambda v: self._hvp_fn(pre_sub, post_sub, v),
         )
         return {"loss/outer": result["loss_after"], "loss/outer_before": result["loss_before"],

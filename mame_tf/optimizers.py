@@ -71,8 +71,12 @@ def hessian_vector_product(f: Callable[[], tf.Tensor], params: Sequence, damping
 
 
 def conjugate_gradient(hvp_fn: Callable[[tf.Tensor], tf.Tensor], b: tf.Tensor, iters: int = 10,
-                       residual_tol: float = 1e-10) -> tf.Tensor:
-    """Approximately solve ``H x = b`` with at most ``iters`` conjugate-gradient iterations."""
+                       residual_tol: float = 1e-10, return_residual: bool = False):
+    """Approximately solve ``H x = b`` with at most ``iters`` conjugate-gradient iterations.
+
+    With ``return_residual`` returns ``(x, r)`` where ``r = b − H x`` is CG's running residual, so
+    that ``xᵀH x = xᵀ(b − r)`` costs no further product with ``H``.
+    """
     x = tf.zeros_like(b)
     r = tf.identity(b)
     p = tf.identity(b)
@@ -87,7 +91,7 @@ def conjugate_gradient(hvp_fn: Callable[[tf.Tensor], tf.Tensor], b: tf.Tensor, i
         rr_new = tf.reduce_sum(r * r)
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return (x, r) if return_residual else x
 
 
 def _assign_flat(params, flat):
@@ -107,23 +111,33 @@ def trpo_step(
     hvp_kl_fn: Callable[[], tf.Tensor] | None = None,
     gradient_fn: Callable[[], tf.Tensor] | None = None,
     hvp_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    loss_and_gradient_fn: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
+    loss_and_kl_fn: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
 ) -> dict[str, float]:
     """One TRPO update of ``params`` minimising ``surrogate_fn()`` subject to ``kl_fn() ≤ max_kl``.
 
     The search direction is ``x = H⁻¹g`` (CG on the Hessian of ``hvp_kl_fn`` — by default ``kl_fn`` —
     damped by ``damping·I`` for numerical stability), scaled so the quadratic KL model equals
     ``max_kl``; the step is then shrunk by ``backtrack_ratio`` up to ``max_backtracks`` times until
-    the loss decreases and the exact KL is within the bound. ``gradient_fn``/``hvp_fn`` let a caller
-    pass compiled versions of the gradient and the Hessian-vector product.
+    the loss decreases and the exact KL is within the bound. A caller may pass compiled versions of
+    the pieces: ``gradient_fn`` (flat gradient), ``hvp_fn`` (Hessian-vector product),
+    ``loss_and_gradient_fn`` (the loss and its gradient from one pass) and ``loss_and_kl_fn``
+    (the loss and the KL from one pass, for the line search).
     """
     if max_kl <= 0:
         raise ValueError(f"max_kl={max_kl} must be > 0")
     old = flatten(params)
-    loss_before = float(surrogate_fn())
-    g = gradient_fn() if gradient_fn is not None else gradient(surrogate_fn, params)
+    if loss_and_gradient_fn is not None:
+        loss_before, g = loss_and_gradient_fn()
+        loss_before = float(loss_before)
+    else:
+        loss_before = float(surrogate_fn())
+        g = gradient_fn() if gradient_fn is not None else gradient(surrogate_fn, params)
+    if loss_and_kl_fn is None:
+        loss_and_kl_fn = lambda: (surrogate_fn(), kl_fn())  # noqa: E731
     hvp = hvp_fn or hessian_vector_product(hvp_kl_fn or kl_fn, params, damping)
-    direction = conjugate_gradient(hvp, -g, iters=cg_iters)
-    shs = float(tf.reduce_sum(direction * hvp(direction)))
+    direction, residual = conjugate_gradient(hvp, -g, iters=cg_iters, return_residual=True)
+    shs = float(tf.reduce_sum(direction * (-g - residual)))  # = directionᵀ H direction
     metrics = {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0, "accepted": 0.0,
                "num_backtracks": float(max_backtracks)}
     if not np.isfinite(shs) or shs <= 0:
@@ -131,7 +145,7 @@ def trpo_step(
     full_step = direction * np.sqrt(2.0 * max_kl / shs)
     for k in range(max_backtracks):
         _assign_flat(params, old + (backtrack_ratio ** k) * full_step)
-        loss, kl = float(surrogate_fn()), float(kl_fn())
+        loss, kl = (float(x) for x in loss_and_kl_fn())
         if np.isfinite(loss) and np.isfinite(kl) and loss < loss_before and kl <= max_kl:
             metrics.update(loss_after=loss, kl=kl, accepted=1.0, num_backtracks=float(k))
             return metrics

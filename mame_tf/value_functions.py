@@ -34,8 +34,9 @@ class LinearFeatureBaseline:
         T, F = f.shape[0], f.shape[-1]
         f = f.reshape(T, -1, F)
         y = (np.asarray(returns, np.float64) * mask).reshape(T, -1)
-        gram = np.einsum("tnf,tng->tfg", f, f)
-        rhs = np.einsum("tnf,tn->tf", f, y)
+        ft = np.swapaxes(f, 1, 2)
+        gram = ft @ f  # batched matrix products (BLAS), not einsum's loops
+        rhs = (ft @ y[..., None])[..., 0]
         reg = self.reg_coeff
         eye = np.eye(F)[None]
         for _ in range(5):
@@ -49,7 +50,9 @@ class LinearFeatureBaseline:
     def predict(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.weights is None:
             raise RuntimeError("LinearFeatureBaseline.predict() called before fit()")
-        return np.einsum("tehf,tf->teh", features(obs, mask), self.weights) * mask
+        f = features(obs, mask)
+        T, F = f.shape[0], f.shape[-1]
+        return (f.reshape(T, -1, F) @ self.weights[..., None]).reshape(mask.shape) * mask
 
 
 def fit_predict_values(obs: np.ndarray, returns: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -17,6 +17,20 @@ def test_conjugate_gradient_matches_direct_solve():
     np.testing.assert_allclose(x.numpy(), np.linalg.solve(spd, b), rtol=1e-8, atol=1e-10)
 
 
+def test_conjugate_gradient_residual_gives_the_quadratic_form_after_few_iterations():
+    """The TRPO step scales its direction by xᵀHx computed as xᵀ(b − r) from CG's residual."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(30, 30))
+    spd = a @ a.T + 0.1 * np.eye(30)  # ill-conditioned: 5 iterations are far from the solution
+    b = rng.normal(size=30)
+    x, r = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(spd), v), tf.constant(b), iters=5,
+                              return_residual=True)
+    x, r = x.numpy(), r.numpy()
+    assert np.linalg.norm(spd @ x - b) > 1e-2 * np.linalg.norm(b)  # truly not converged
+    np.testing.assert_allclose(r, b - spd @ x, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(x @ (b - r), x @ spd @ x, rtol=1e-9)
+
+
 def test_hessian_vector_product_matches_finite_differences():
     rng = np.random.default_rng(1)
     w1 = tf.Variable(rng.normal(size=(3, 4)))
