@@ -29,6 +29,7 @@ def field(default, help: str, **meta):
 # task and 200 on MuJoCo; MAML ran 100 iterations on the point task and 800 on MuJoCo.
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "point_corner": {"horizon": HORIZONS["point_corner"], "iterations": 300},
+    "point_corner_strict": {"horizon": HORIZONS["point_corner_strict"], "iterations": 300},
     "cheetah_vel": {"horizon": 200, "iterations": 800},
     "cheetah_dir": {"horizon": 200, "iterations": 800},
     "ant_dir": {"horizon": 200, "iterations": 800},

@@ -6,7 +6,7 @@ import mame_tf  # noqa: F401
 from mame_tf import envs
 from mame_tf.envs.batched import GymBatchedEnv, MujocoBatched, PointCornerBatched, make_batched_env
 
-NAMES = ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"]
+NAMES = ["point_corner", "point_corner_strict", "cheetah_vel", "cheetah_dir", "ant_dir"]
 
 
 def _gym_twins(name, benv, tasks):
@@ -17,7 +17,7 @@ def _gym_twins(name, benv, tasks):
         env = envs.make(name)
         env.reset(seed=i)
         env.unwrapped.set_task(task)
-        if name == "point_corner":
+        if name.startswith("point"):
             env.unwrapped.set_state(state[i])
             obs.append(env.unwrapped.get_state())
         else:
@@ -55,7 +55,7 @@ def _run_pair(name, n, steps, action_scale, seed, init=None):
             assert rb[i] == pytest.approx(rg, rel=0, abs=1e-8), (name, i, t)
             assert bool(tb[i]) == tg, (name, i, t)
             assert trunc == (t == steps - 1 and steps == benv.horizon)
-            key = "position" if name == "point_corner" else "x_velocity"
+            key = "position" if name.startswith("point") else "x_velocity"
             np.testing.assert_allclose(info_b[key][i], info_g[key], rtol=0, atol=1e-8)
             if tg:
                 done[i] = True

@@ -16,9 +16,9 @@ from mame_tf.envs.point_corner import point_reward
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-NAMES = ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"]
-OBS_DIMS = {"point_corner": 2, "cheetah_vel": 20, "cheetah_dir": 20, "ant_dir": 125}
-ACT_DIMS = {"point_corner": 2, "cheetah_vel": 6, "cheetah_dir": 6, "ant_dir": 8}
+NAMES = ["point_corner", "point_corner_strict", "cheetah_vel", "cheetah_dir", "ant_dir"]
+OBS_DIMS = {"point_corner": 2, "point_corner_strict": 2, "cheetah_vel": 20, "cheetah_dir": 20, "ant_dir": 125}
+ACT_DIMS = {"point_corner": 2, "point_corner_strict": 2, "cheetah_vel": 6, "cheetah_dir": 6, "ant_dir": 8}
 CORNERS = {(2.0, 2.0), (2.0, -2.0), (-2.0, 2.0), (-2.0, -2.0)}
 
 
@@ -33,7 +33,7 @@ def _param(task):
 def test_registered_and_passes_env_checker(name):
     env = gym.make(envs.ENV_IDS[name])
     assert envs.env_id(name) == envs.ENV_IDS[name] == envs.env_id(envs.ENV_IDS[name])
-    assert env.spec.max_episode_steps == envs.HORIZONS[name] == (100 if name == "point_corner" else 200)
+    assert env.spec.max_episode_steps == envs.HORIZONS[name] == (100 if name.startswith("point") else 200)
     assert env.observation_space.shape == (OBS_DIMS[name],)
     assert env.action_space.shape == (ACT_DIMS[name],)
     with warnings.catch_warnings():  # the checker's advice about unbounded observation spaces
@@ -53,7 +53,7 @@ def test_task_interface_is_seedable(name):
     env.set_task(a[1])
     assert env.get_task() == a[1]
     values = [_param(t) for t in env.sample_tasks(400, seed=0)]
-    if name == "point_corner":
+    if name.startswith("point"):
         assert all(isinstance(v, np.ndarray) and v.shape == (2,) for v in values)
         assert {tuple(v) for v in values} == CORNERS
         with pytest.raises(ValueError):
@@ -110,9 +110,36 @@ def test_point_corner_reward_definition():
     assert point_reward(np.array([0.0, 0.6]), np.array([0.0, 0.8]), g) > 0.0
 
 
-def test_point_corner_dynamics_info_and_optimum_return():
+def _boundary_oscillation_return(name: str) -> float:
+    """Return of 100 steps that hop back and forth across the boundary of the goal's region."""
+    env = envs.make(name).unwrapped
+    env.reset(seed=0)
+    env.set_task(envs.GoalTask((2.0, 2.0)))
+    env.set_state(np.array([-0.1, 1.0]))  # in (-2, 2)'s region, next to the goal's
+    total = 0.0
+    for t in range(100):
+        total += env.step(np.array([0.2 if t % 2 == 0 else -0.2, 0.0], np.float32))[1]
+    return total
+
+
+def test_point_corner_reward_can_be_farmed_and_the_strict_variant_cannot():
+    farmed = _boundary_oscillation_return("point_corner")
+    assert farmed > 5.0  # each entry into the goal's region pays ~0.14, each exit costs nothing
+    assert abs(_boundary_oscillation_return("point_corner_strict")) < 1e-9  # entries and exits cancel
+    g = np.array([2.0, 2.0])
+    s_in, s_out = np.array([0.1, 1.0]), np.array([-0.1, 1.0])
+    assert point_reward(s_in, s_out, g) == 0.0
+    assert point_reward(s_in, s_out, g, strict=True) == pytest.approx(
+        np.linalg.norm(s_in - g) - np.linalg.norm(s_out - g))
+    for s, s2 in [(np.array([0.5, 0.5]), np.array([0.7, 0.7])), (np.array([-0.5, 0.5]), np.array([-0.7, 0.7])),
+                  (np.zeros(2), np.array([0.2, 0.2]))]:  # steps within one region: the same reward
+        assert point_reward(s, s2, g, strict=True) == point_reward(s, s2, g)
+
+
+@pytest.mark.parametrize("name", ["point_corner", "point_corner_strict"])
+def test_point_corner_dynamics_info_and_optimum_return(name):
     """A full-speed straight run to the right corner earns ~2.55; the wrong corner earns 0."""
-    env = envs.make("point_corner").unwrapped
+    env = envs.make(name).unwrapped
     obs, info = env.reset(seed=0)
     assert np.all(np.abs(obs) <= 0.2) and np.array_equal(info["position"], obs)
     env.set_task(envs.GoalTask((2.0, 2.0)))

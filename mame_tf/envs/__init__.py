@@ -1,15 +1,18 @@
-"""The four task families as registered gymnasium environments, and their batched twins.
+"""The four task families (and a point-corner variant) as registered gymnasium environments, and
+their batched twins.
 
 ==================  ==============================  =============  =======  =======  =======
 short name          gymnasium id                    task param     horizon  obs dim  act dim
 ==================  ==============================  =============  =======  =======  =======
 ``point_corner``    ``mame_tf/PointCorner-v0``      ``goal``       100      2        2
+``point_corner_strict`` ``mame_tf/PointCornerStrict-v0`` ``goal``   100      2        2
 ``cheetah_vel``     ``mame_tf/HalfCheetahVel-v0``   ``velocity``   200      20       6
 ``cheetah_dir``     ``mame_tf/HalfCheetahDir-v0``   ``direction``  200      20       6
 ``ant_dir``         ``mame_tf/AntDir-v0``           ``direction``  200      125      8
 ==================  ==============================  =============  =======  =======  =======
 
-Importing this package registers the ids and installs a MuJoCo warning callback that sends MuJoCo's
+``point_corner_strict`` is the point task with a reward that cannot be farmed (ours; see
+``mame_tf.envs.point_corner``). Importing this package registers the ids and installs a MuJoCo warning callback that sends MuJoCo's
 warnings to Python ``logging`` instead of ``MUJOCO_LOG.TXT`` in the working directory
 (``mame_tf._mujoco_log``). Modules: ``tasks`` (task records), ``point_corner``, ``half_cheetah``,
 ``ant_dir`` (gymnasium envs and their array-level observation/reward functions), ``mujoco_tasks``
@@ -27,14 +30,16 @@ _mujoco_log.install()  # before any model is loaded
 
 ENV_IDS = {
     "point_corner": "mame_tf/PointCorner-v0",
+    "point_corner_strict": "mame_tf/PointCornerStrict-v0",
     "cheetah_vel": "mame_tf/HalfCheetahVel-v0",
     "cheetah_dir": "mame_tf/HalfCheetahDir-v0",
     "ant_dir": "mame_tf/AntDir-v0",
 }
 FAMILIES = {v: k for k, v in ENV_IDS.items()}
-HORIZONS = {"point_corner": 100, "cheetah_vel": 200, "cheetah_dir": 200, "ant_dir": 200}
+HORIZONS = {"point_corner": 100, "point_corner_strict": 100, "cheetah_vel": 200, "cheetah_dir": 200, "ant_dir": 200}
 _ENTRY_POINTS = {
     "point_corner": "mame_tf.envs.point_corner:PointCornerEnv",
+    "point_corner_strict": "mame_tf.envs.point_corner:PointCornerStrictEnv",
     "cheetah_vel": "mame_tf.envs.half_cheetah:HalfCheetahVelEnv",
     "cheetah_dir": "mame_tf.envs.half_cheetah:HalfCheetahDirEnv",
     "ant_dir": "mame_tf.envs.ant_dir:AntDirEnv",
@@ -82,7 +87,7 @@ def sample_tasks(name: str, n: int, rng: np.random.Generator | int | None = None
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     fam = family(name)
-    if fam == "point_corner":
+    if fam in ("point_corner", "point_corner_strict"):
         return tasks.sample_goal_tasks(n, rng)
     if fam == "cheetah_vel":
         return tasks.sample_velocity_tasks(n, rng)

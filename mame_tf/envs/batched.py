@@ -3,7 +3,8 @@
 ``make_batched_env(name, num_envs)`` returns a :class:`BatchedEnv` whose ``reset``/``step`` take and
 return arrays with one row per simulation (``N = num_envs``):
 
-* ``point_corner``: :class:`PointCornerBatched`, plain numpy (the dynamics are one addition);
+* ``point_corner``, ``point_corner_strict``: :class:`PointCornerBatched`, plain numpy (the dynamics
+  are one addition);
 * ``cheetah_vel``, ``cheetah_dir``, ``ant_dir``: :class:`MujocoBatched`, on ``nthread`` threads
   (default: all usable cores). For HalfCheetah ``mujoco.batch.Batch`` advances every simulation by
   the 5 substeps of one control step in a single C call. The Ant's observation needs
@@ -120,12 +121,13 @@ class PointCornerBatched(BatchedEnv):
     """The point-corner family in numpy. State: positions ``[N, 2]``; info: ``position [N, 2]``,
     ``goal_distance [N]``."""
 
-    family = "point_corner"
     obs_dim = 2
     act_dim = 2
     horizon = _pc.HORIZON
 
-    def __init__(self, num_envs: int):
+    def __init__(self, num_envs: int, strict: bool = False):
+        self.family = "point_corner_strict" if strict else "point_corner"
+        self.strict = strict
         self.num_envs = num_envs
         self.action_low = np.full(2, -_pc.MAX_ACTION)
         self.action_high = np.full(2, _pc.MAX_ACTION)
@@ -136,7 +138,7 @@ class PointCornerBatched(BatchedEnv):
         self._check_tasks(tasks, rng)
         for t in tasks:
             if not isinstance(t, _envs.GoalTask):
-                raise ValueError(f"point_corner needs GoalTask tasks, got {t!r}")
+                raise ValueError(f"{self.family} needs GoalTask tasks, got {t!r}")
         self._goal = np.array([t.goal for t in tasks], dtype=np.float64)
         self._pos = rng.uniform(-_pc.START_RANGE, _pc.START_RANGE, size=(self.num_envs, 2))
         return self._pos.copy()
@@ -154,7 +156,7 @@ class PointCornerBatched(BatchedEnv):
 
     def step(self, actions):
         a = self._check_actions(actions)
-        self._pos, reward = _pc.point_step(self._pos, a, self._goal)
+        self._pos, reward = _pc.point_step(self._pos, a, self._goal, self.strict)
         info = {"position": self._pos.copy(), "goal_distance": np.linalg.norm(self._pos - self._goal, axis=-1)}
         return self._pos.copy(), reward, np.zeros(self.num_envs, bool), info
 
@@ -491,8 +493,8 @@ def make_batched_env(family_or_id: str, num_envs: int, nthread: int | None = Non
     if nthread is not None and (isinstance(nthread, bool) or not isinstance(nthread, (int, np.integer)) or nthread < 0):
         raise ValueError(f"nthread={nthread!r} must be a positive integer, or 0 or None for all usable cores")
     fam = _envs.family(family_or_id)
-    if fam == "point_corner":
-        return PointCornerBatched(int(num_envs))
+    if fam in ("point_corner", "point_corner_strict"):
+        return PointCornerBatched(int(num_envs), strict=fam == "point_corner_strict")
     if fam in ("cheetah_vel", "cheetah_dir", "ant_dir"):
         return MujocoBatched(fam, int(num_envs), nthread)
     _envs.env_id(family_or_id)  # raises with the valid names

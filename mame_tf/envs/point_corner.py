@@ -16,6 +16,14 @@ stepping back out costs nothing, so oscillating across a region boundary earns u
 steps — more than the straight run, and without knowing the task. The return alone therefore does not
 show that a policy found its corner; ``info["goal_distance"]`` (logged by the trainer as
 ``final_goal_distance``) does.
+
+``point_corner_strict`` (``mame_tf/PointCornerStrict-v0``, :class:`PointCornerStrictEnv`) is the same
+task with the loophole closed: the progress ‖s − g‖₂ − ‖s' − g‖₂ is paid whenever *either* end of
+the step lies in the rewarded set (outside the centre and nearest to g), so leaving the goal's region
+costs what entering it earned and a round trip across a boundary earns nothing. The reward stays
+sparse (0 away from the goal's region), a straight run to the goal still earns about 2.55 and a
+policy that ignores the task still averages at most about 0.64. This variant is ours, not the
+paper's or ProMP's.
 """
 from __future__ import annotations
 
@@ -30,20 +38,31 @@ CENTRE_RADIUS_L1 = 0.5
 HORIZON = 100
 
 
-def point_reward(pos: np.ndarray, new_pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """Vectorised sparse reward of the steps ``pos -> new_pos``: ``pos, new_pos, goal [..., 2]`` -> ``[...]``."""
-    d_goal = np.linalg.norm(new_pos - goal, axis=-1)
-    d_corners = np.linalg.norm(new_pos[..., None, :] - CORNERS, axis=-1).min(axis=-1)
-    nearest = d_goal <= d_corners + 1e-12
-    outside = np.abs(new_pos).sum(axis=-1) >= CENTRE_RADIUS_L1
-    progress = np.linalg.norm(pos - goal, axis=-1) - d_goal
-    return np.where(outside & nearest, progress, 0.0)
+def _rewarded(pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """``[..., 2] -> [...]`` bool: outside the centre and ``goal`` is the nearest corner (ties count)."""
+    d_goal = np.linalg.norm(pos - goal, axis=-1)
+    d_corners = np.linalg.norm(pos[..., None, :] - CORNERS, axis=-1).min(axis=-1)
+    return (d_goal <= d_corners + 1e-12) & (np.abs(pos).sum(axis=-1) >= CENTRE_RADIUS_L1)
 
 
-def point_step(pos: np.ndarray, action: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def point_reward(pos: np.ndarray, new_pos: np.ndarray, goal: np.ndarray, strict: bool = False) -> np.ndarray:
+    """Vectorised sparse reward of the steps ``pos -> new_pos``: ``pos, new_pos, goal [..., 2]`` -> ``[...]``.
+
+    The progress toward ``goal`` if ``new_pos`` is in the rewarded set (with ``strict``: if ``pos`` or
+    ``new_pos`` is), else 0.
+    """
+    progress = np.linalg.norm(pos - goal, axis=-1) - np.linalg.norm(new_pos - goal, axis=-1)
+    paid = _rewarded(new_pos, goal)
+    if strict:
+        paid |= _rewarded(pos, goal)
+    return np.where(paid, progress, 0.0)
+
+
+def point_step(pos: np.ndarray, action: np.ndarray, goal: np.ndarray,
+               strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One step for any batch shape ``[..., 2]``: the clipped action is added; returns ``(new_pos, reward)``."""
     new_pos = pos + np.clip(action, -MAX_ACTION, MAX_ACTION)
-    return new_pos, point_reward(pos, new_pos, goal)
+    return new_pos, point_reward(pos, new_pos, goal, strict)
 
 
 class PointCornerEnv(gym.Env):
@@ -54,6 +73,7 @@ class PointCornerEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    strict = False
 
     def __init__(self, task: GoalTask | None = None):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float64)
@@ -95,5 +115,11 @@ class PointCornerEnv(gym.Env):
         return self._pos.copy()
 
     def step(self, action):
-        self._pos, reward = point_step(self._pos, np.asarray(action, dtype=np.float64), self._task.goal)
+        self._pos, reward = point_step(self._pos, np.asarray(action, dtype=np.float64), self._task.goal, self.strict)
         return self._pos.copy(), float(reward), False, False, self._info()
+
+
+class PointCornerStrictEnv(PointCornerEnv):
+    """``point_corner_strict``: the point-corner task whose reward cannot be farmed (module docstring)."""
+
+    strict = True
