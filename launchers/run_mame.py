@@ -1,7 +1,7 @@
 """Train MAME (Model-Agnostic Meta-Exploration).
 
     python launchers/run_mame.py                       # the paper's configuration on point_corner
-    python launchers/run_mame.py --env=cheetah_dir     # any of point_corner, cheetah_vel, cheetah_dir, ant_dir
+    python launchers/run_mame.py --env=cheetah_dir     # or point_corner[_strict], cheetah_vel, ant_dir
     python launchers/run_mame.py --helpfull            # every flag, documented
 
 Every hyperparameter is an absl flag (``--flagfile`` works); see README.md for the run directory.
