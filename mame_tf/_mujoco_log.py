@@ -4,7 +4,7 @@ Without a user warning callback, MuJoCo prints every warning and appends it to `
 the working directory (mujoco 4 warns about the deprecated ``settotalmass`` on every HalfCheetah
 load, and about unstable simulations). :func:`install` (called when ``mame_tf`` is imported) routes
 them to the ``mame_tf.mujoco`` logger at DEBUG level. The callback is safe to call from the worker
-threads of ``mujoco.batch``.
+threads of ``mujoco.batch`` and of the Ant's simulation pool (``mame_tf.envs.batched``).
 """
 from __future__ import annotations
 

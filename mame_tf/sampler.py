@@ -9,8 +9,8 @@ zeros. The sampler's generator state is part of a checkpoint, so a resumed run d
 episodes as an uninterrupted one.
 
 During a rollout numpy's BLAS is limited to one thread: the policy's matrix products are small, and
-an idle OpenBLAS pool keeps spinning on the cores that ``mujoco.batch`` needs for the physics (which
-cost about 40 % of the throughput on 2 cores when it was left on).
+an idle OpenBLAS pool keeps spinning on the cores the physics threads need (which cost about 40 % of
+the throughput on 2 cores when it was left on).
 """
 from __future__ import annotations
 
