@@ -46,7 +46,7 @@ class MAMLVPG(MAMLFamily):
     def update(self, pre_batches, post_batch):
         pre, post = self.prepare(pre_batches, post_batch)
         outer, extra, grads = self._grad_fn(pre, post)
-        self.optimizer.apply({"policy": grads})
+        self.optimizer.apply({"policy": grads}, losses={"loss/outer": float(outer), "loss/explore": float(extra)})
         return {"loss/outer": float(outer), "loss/explore": float(extra),
                 "grad_norm/policy": float(tf.linalg.global_norm(grads)),
                 "policy_std": float(tf.reduce_mean(tf.exp(self.policy.log_std)))}

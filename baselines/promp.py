@@ -75,7 +75,7 @@ class ProMP(MAMLFamily):
             surrogate, inner_kl, mean_ratio, grads = self._grad_fn(pre, post)
             if first is None:
                 first = (float(surrogate), float(mean_ratio))
-            self.optimizer.apply({"policy": grads})
+            self.optimizer.apply({"policy": grads}, losses={"loss/outer": float(surrogate), "kl/inner": float(inner_kl)})
         return {"loss/outer": float(surrogate), "loss/outer_first_epoch": first[0], "kl/inner": float(inner_kl),
                 "ratio/first_epoch": first[1], "ratio/last_epoch": float(mean_ratio),
                 "grad_norm/policy": float(tf.linalg.global_norm(grads)),

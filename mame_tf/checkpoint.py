@@ -2,9 +2,13 @@
 
 A checkpoint is a directory ``ckpt-<iteration>/`` holding a ``tf.train.Checkpoint`` of the
 algorithm's trackables (networks, z, optimizer slots) and ``state.json`` (iteration, env steps,
-sampler random state, wandb run id). It is written as ``ckpt-<iteration>.tmp/`` and renamed into
-place only when complete, then the ``latest`` pointer is replaced atomically, so a crash at any moment
-leaves the previous checkpoint intact and a leftover ``.tmp`` directory is ignored.
+elapsed time, sampler random states; the wandb run id lives in ``<logdir>/wandb_run_id``). It is
+written as ``ckpt-<iteration>.tmp/`` and renamed into place only when complete, then the ``latest``
+pointer is replaced atomically. Saving an iteration that already has a checkpoint moves the old one
+aside first (``.old``) and deletes it only after the new one is in place. A crash at any moment
+therefore leaves a complete checkpoint: if ``latest`` names a directory that is not there,
+:meth:`Checkpointer.latest` falls back to the newest complete ``ckpt-*``; leftover ``.tmp`` and
+``.old`` directories are ignored.
 """
 from __future__ import annotations
 
@@ -45,25 +49,36 @@ class Checkpointer:
         os.makedirs(tmp)
         self._checkpoint.write(os.path.join(tmp, "model"))
         _atomic_write_text(os.path.join(tmp, "state.json"), json.dumps({**state, "iteration": iteration}))
+        aside = final + ".old"
         if os.path.exists(final):
-            shutil.rmtree(final)
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
         os.replace(tmp, final)
         _atomic_write_text(os.path.join(self.directory, LATEST), os.path.basename(final))
+        shutil.rmtree(aside, ignore_errors=True)
         self._prune()
         return final
 
+    def _complete(self) -> list[str]:
+        """Names of the complete checkpoint directories, oldest first."""
+        return sorted(d for d in os.listdir(self.directory)
+                      if d.startswith("ckpt-") and "." not in d
+                      and os.path.exists(os.path.join(self.directory, d, "state.json")))
+
     def _prune(self) -> None:
-        done = sorted(d for d in os.listdir(self.directory) if d.startswith("ckpt-") and not d.endswith(".tmp"))
-        for old in done[:-self.keep]:
+        for old in self._complete()[:-self.keep]:
             shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
 
     def latest(self) -> str | None:
+        """The checkpoint ``latest`` names if it is complete, else the newest complete one (None if none)."""
         pointer = os.path.join(self.directory, LATEST)
-        if not os.path.exists(pointer):
-            return None
-        with open(pointer) as fh:
-            path = os.path.join(self.directory, fh.read().strip())
-        return path if os.path.exists(os.path.join(path, "state.json")) else None
+        if os.path.exists(pointer):
+            with open(pointer) as fh:
+                path = os.path.join(self.directory, fh.read().strip())
+            if os.path.exists(os.path.join(path, "state.json")):
+                return path
+        done = self._complete()
+        return os.path.join(self.directory, done[-1]) if done else None
 
     def restore_latest(self) -> dict | None:
         """Restore the last complete checkpoint into the items; returns its state (None if there is none)."""

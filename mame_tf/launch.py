@@ -124,16 +124,19 @@ def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> d
         train = dataclasses.replace(train, logdir=default_logdir(algo_cls.name, train))
     os.makedirs(train.logdir, exist_ok=True)
     config_text = cfgmod.dumps(train, algo_cls.name, algo_cfg)
-    if not train.resume:
-        with open(os.path.join(train.logdir, "config.json"), "w") as fh:
-            fh.write(config_text)
+    # the settings in force (on --resume, the resumed run's flags: e.g. a raised --iterations)
+    tmp = os.path.join(train.logdir, "config.json.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(config_text)
+    os.replace(tmp, os.path.join(train.logdir, "config.json"))
     sampler, eval_sampler, algo = build(algo_cls, train, algo_cfg)
     checkpointer = Checkpointer(os.path.join(train.logdir, "checkpoints"), algo.checkpoint_items(),
                                 keep=train.keep_checkpoints)
     trainer = Trainer(algo, sampler, train, None, checkpointer, eval_sampler)
     resumed = trainer.restore() if train.resume else False
     if train.resume and not resumed:
-        print(f"No complete checkpoint in {train.logdir}; starting from iteration 0.", file=stream or sys.stdout)
+        print(f"No complete checkpoint in {train.logdir}; starting from iteration 0.",
+              file=stream if stream is not None else sys.stdout)
     logger = Logger(train.logdir, train.iterations, json.loads(config_text), train.wandb_mode, train.wandb_project,
                     run_name=os.path.basename(os.path.normpath(train.logdir)),
                     resume_iteration=trainer.iteration if train.resume else None, quiet=train.quiet, stream=stream)

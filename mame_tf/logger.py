@@ -25,7 +25,7 @@ class Logger:
         self.logdir = logdir
         self.total = total_iterations
         self.quiet = quiet
-        self.stream = stream or sys.stdout
+        self.stream = stream if stream is not None else sys.stdout
         self.csv_path = os.path.join(logdir, "progress.csv")
         self._columns: list[str] | None = None
         self._start = time.time()
@@ -50,6 +50,19 @@ class Logger:
             writer.writeheader()
             writer.writerows(keep)
 
+    def _add_columns(self, extra: list[str]) -> None:
+        with open(self.csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        self._columns = self._columns + extra
+        tmp = self.csv_path + ".tmp"
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self._columns)
+            writer.writeheader()
+            writer.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.csv_path)
+
     def _init_wandb(self, mode, project, run_name, config, resume):
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
@@ -71,11 +84,14 @@ class Logger:
             self._columns = list(row.keys())
             new = not os.path.exists(self.csv_path)
             with open(self.csv_path, "a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
+                writer = csv.DictWriter(fh, fieldnames=self._columns)
                 if new:
                     writer.writeheader()
+        extra = [k for k in row if k not in self._columns]
+        if extra:  # e.g. the first held-out evaluation: widen the file, earlier rows get empty cells
+            self._add_columns(extra)
         with open(self.csv_path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore").writerow(row)
+            csv.DictWriter(fh, fieldnames=self._columns).writerow(row)
             fh.flush()
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in row.items() if k != "iteration"}, step=int(row["iteration"]))
@@ -84,9 +100,9 @@ class Logger:
 
     def _console(self, row: dict) -> None:
         it = int(row["iteration"])
-        if self._first_iteration is None:
+        if self._first_iteration is None:  # the rate counts this process's iterations only (not a resumed run's past)
             self._first_iteration = it - 1
-            self._start = time.time() - row.get("time/total", 0.0)
+            self._start = time.time() - row.get("time/iteration", 0.0)
         done = it - self._first_iteration
         elapsed = time.time() - self._start
         eta = elapsed / max(done, 1) * (self.total - it)

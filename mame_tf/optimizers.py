@@ -17,6 +17,8 @@ the inner step).
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable, Sequence
 
 import keras
@@ -153,12 +155,20 @@ def trpo_step(
     return metrics
 
 
+def check_finite(values: dict[str, float]) -> None:
+    """Raise ``FloatingPointError("<name> became <value>")`` for the first NaN or Inf in ``values``."""
+    for name, value in values.items():
+        if not math.isfinite(float(value)):
+            raise FloatingPointError(f"{name} became {float(value)}")
+
+
 class MultiAdam:
     """Adam with one learning rate per named group of variables.
 
-    ``groups = {"networks": (7e-4, [...]), "z": (4e-5, [z])}``. ``apply({name: grads})`` checks that
-    every gradient is finite first and raises ``FloatingPointError`` naming the variable otherwise, so
-    a bad batch never reaches the weights.
+    ``groups = {"networks": (7e-4, [...]), "z": (4e-5, [z])}``. ``apply({name: grads}, losses)`` checks
+    that every loss in ``losses`` and every gradient is finite first and raises ``FloatingPointError``
+    naming the loss (or, for a finite loss with a non-finite gradient, the variable) otherwise, so a
+    bad batch never reaches the weights.
     """
 
     def __init__(self, groups: dict[str, tuple[float, Sequence]]):
@@ -171,7 +181,8 @@ class MultiAdam:
             self.optimizers[name] = keras.optimizers.Adam(learning_rate=lr, name=f"adam_{name}")
             self.optimizers[name].build(self.groups[name])
 
-    def apply(self, grads_by_group: dict[str, Sequence[tf.Tensor]]) -> None:
+    def apply(self, grads_by_group: dict[str, Sequence[tf.Tensor]], losses: dict[str, float] | None = None) -> None:
+        check_finite(losses or {})
         for name, grads in grads_by_group.items():
             for g, v in zip(grads, self.groups[name]):
                 if g is not None and not bool(tf.reduce_all(tf.math.is_finite(g))):

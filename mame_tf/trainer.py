@@ -11,12 +11,14 @@ Each iteration (see ``mame_tf.algorithm`` for the interface)::
     metrics = algo.update(pre, post)
 
 Counters, logging and checkpoints stay eager and outside the compiled update. A non-finite metric
-stops the run without writing a checkpoint of the bad state; Ctrl-C writes a checkpoint of the last
-completed iteration and exits cleanly.
+stops the run without writing a checkpoint of the bad state; Ctrl-C finishes the iteration under
+way, writes a checkpoint and exits cleanly (see :meth:`Trainer.train`).
 """
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 
 import numpy as np
@@ -97,9 +99,20 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------------
     def train(self) -> dict:
+        """Run the remaining iterations.
+
+        Ctrl-C (SIGINT, in the main thread) is deferred: the iteration under way is finished and
+        logged, a checkpoint is written and ``KeyboardInterrupt`` is raised, so the run resumes
+        exactly where it stopped. A second Ctrl-C stops at once; then a checkpoint is written only if
+        the state is consistent (before the update of the iteration under way, with the sampler
+        rewound); otherwise the last periodic checkpoint is kept.
+        """
         cfg = self.config
         last: dict = {}
-        start_state = None
+        self._stop_requested = False
+        previous = self._install_sigint()
+        start_state = None  # the sampler state at the start of the iteration, while it can be rewound
+        saved_at = None
         try:
             while self.iteration < cfg.iterations:
                 start_state = self.sampler.get_state()
@@ -107,15 +120,14 @@ class Trainer:
                 tasks = self.sampler.sample_tasks(cfg.meta_batch_size)
                 pre, post, times = adapt_and_sample(self.algo, self.sampler, tasks, cfg.inner_steps)
                 t = time.perf_counter()
+                start_state = None  # from here on the weights may change: no rewinding past this point
                 metrics = self.algo.update(pre, post)
                 t_update = time.perf_counter() - t
-                self.iteration += 1
-                start_state = None  # the update is applied: this iteration's state is the current one
-                self.env_steps += sum(b.env_steps for b in pre) + post.env_steps
-                self.elapsed += time.perf_counter() - t0
+                iteration = self.iteration + 1
+                env_steps = self.env_steps + sum(b.env_steps for b in pre) + post.env_steps
                 row = {
-                    "iteration": self.iteration,
-                    "env_steps": self.env_steps,
+                    "iteration": iteration,
+                    "env_steps": env_steps,
                     "pre_adapt/return": pre[0].mean_return() if pre else post.mean_return(),
                     "post_adapt/return": post.mean_return(),
                     **{f"pre_adapt/return_step_{k}": b.mean_return() for k, b in enumerate(pre) if k > 0},
@@ -125,30 +137,64 @@ class Trainer:
                     "time/sampling": times["time/sampling"],
                     "time/adapt": times["time/adapt"],
                     "time/update": t_update,
-                    "time/iteration": time.perf_counter() - t0,
-                    "time/total": self.elapsed,
                     **metrics,
                 }
-                if cfg.eval_every and self.iteration % cfg.eval_every == 0 and self.eval_sampler is not None:
+                if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_sampler is not None:
                     eval_tasks = self.eval_sampler.sample_tasks(cfg.eval_tasks)
                     row.update(evaluate(self.algo, self.eval_sampler, eval_tasks, cfg.test_inner_steps))
                 bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
                 if bad:
                     raise NonFiniteError(
-                        f"{', '.join(bad)} became {row[bad[0]]} at iteration {self.iteration}; stopping. "
+                        f"{', '.join(bad)} became {row[bad[0]]} at iteration {iteration}; stopping. "
                         f"The last good checkpoint is kept in {self.checkpointer.directory}.")
+                elapsed = self.elapsed + time.perf_counter() - t0
+                row["time/iteration"] = time.perf_counter() - t0
+                row["time/total"] = elapsed
                 self.logger.log(row)
+                # the row is on disk: the counters now describe the state after this iteration
+                self.iteration, self.env_steps, self.elapsed = iteration, env_steps, elapsed
+                start_state = self.sampler.get_state()
                 last = row
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
                     self.save()
+                    saved_at = self.iteration
+                if self._stop_requested:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if start_state is not None:  # interrupted mid-iteration: rewind the sampler to its start
-                self.sampler.set_state(start_state)
-            self.save()
-            self.logger.message(f"Interrupted: saved a checkpoint at iteration {self.iteration} in "
-                                f"{self.checkpointer.directory}; continue with --resume --logdir=...")
+            if start_state is not None:  # a consistent state: save it (rewinding the sampler if needed)
+                if saved_at != self.iteration:
+                    self.sampler.set_state(start_state)
+                    self.save()
+                self.logger.message(f"Interrupted: saved a checkpoint at iteration {self.iteration} in "
+                                    f"{self.checkpointer.directory}; continue with --resume --logdir=...")
+            else:
+                self.logger.message(f"Interrupted during an update; the last periodic checkpoint in "
+                                    f"{self.checkpointer.directory} is kept; continue with --resume --logdir=...")
             raise
         except FloatingPointError as err:
             raise NonFiniteError(f"{err} at iteration {self.iteration + 1}; stopping. The last good checkpoint "
                                  f"is kept in {self.checkpointer.directory}.") from err
+        finally:
+            self._restore_sigint(previous)
         return last
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            self.logger.message(f"Ctrl-C: finishing iteration {self.iteration + 1}, then saving and stopping "
+                                "(press Ctrl-C again to stop at once).")
+
+        try:
+            return (signal.signal(signal.SIGINT, handler),)
+        except ValueError:  # not allowed here (e.g. an embedded interpreter)
+            return None
+
+    @staticmethod
+    def _restore_sigint(previous) -> None:
+        if previous is not None:  # a 1-tuple: the handler itself may be None (installed outside Python)
+            signal.signal(signal.SIGINT, previous[0] if previous[0] is not None else signal.SIG_DFL)

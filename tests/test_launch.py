@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -32,6 +33,19 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
+class _Lines(list):
+    """A text stream that keeps what is written to it."""
+
+    def write(self, text):
+        self.append(text)
+
+    def flush(self):
+        pass
+
+    def text(self):
+        return "".join(self)
+
+
 def _flag_values(algo_cls, argv):
     fv = flags.FlagValues()
     cfgmod.define_flags(TrainConfig, fv)
@@ -49,12 +63,18 @@ def _flag_values(algo_cls, argv):
 ])
 def test_bad_settings_fail_before_any_work(argv, message):
     fv = _flag_values(MAME, [a for a in argv if not a.startswith("--env=")])
-    if argv[0].startswith("--env="):
+    if argv[0].startswith("--env="):  # an enum flag: absl rejects it while parsing, with its own wording
         fv = flags.FlagValues()
         cfgmod.define_flags(TrainConfig, fv)
         cfgmod.define_flags(MAME.config_class, fv)
-        with pytest.raises(flags.IllegalFlagValueError, match="hopper"):
+        with pytest.raises(flags.IllegalFlagValueError) as err:
             fv(["prog"] + argv)
+        assert "--env=hopper" in str(err.value)
+        assert all(name in str(err.value) for name in ("ant_dir", "cheetah_dir", "cheetah_vel", "point_corner"))
+        # the same check on a settings object built in code gives the project's own message
+        with pytest.raises(ValueError) as err:
+            cfgmod.validate(TrainConfig(env="hopper"))
+        assert message in str(err.value)
         return
     with pytest.raises(ValueError) as err:
         build_configs(MAME, fv)
@@ -66,8 +86,11 @@ def test_presets_apply_only_to_flags_not_given():
     assert train.horizon == 200 and train.iterations == 800
     train, _ = build_configs(MAME, _flag_values(MAME, ["--env=cheetah_dir", "--horizon=50"]))
     assert train.horizon == 50
-    train, _ = build_configs(MAME, _flag_values(MAME, []))
-    assert train.env == "point_corner" and train.horizon == 100
+    train, algo = build_configs(MAME, _flag_values(MAME, []))
+    assert train.env == "point_corner" and train.horizon == 100 and algo.inner_lr == 30.0
+    # MAME's inner step size has a MuJoCo preset too, overridden by the flag
+    assert build_configs(MAME, _flag_values(MAME, ["--env=cheetah_dir"]))[1].inner_lr == 5.0
+    assert build_configs(MAME, _flag_values(MAME, ["--env=ant_dir", "--inner_lr=30"]))[1].inner_lr == 30.0
 
 
 def test_registry_names_every_algorithm():
@@ -130,13 +153,57 @@ class _Exploding(MAME):
 
 
 class _Interrupted(MAME):
+    """Raises KeyboardInterrupt (a second, impatient Ctrl-C) in the 3rd update, before or after applying it."""
+    name = "mame"
+    after_apply = False
+
+    def update(self, pre_batches, post_batch):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3 and not self.after_apply:
+            raise KeyboardInterrupt
+        metrics = super().update(pre_batches, post_batch)
+        if self.calls == 3:
+            raise KeyboardInterrupt
+        return metrics
+
+
+class _InterruptedAfterApply(_Interrupted):
+    after_apply = True
+
+
+class _CtrlC(MAME):
+    """Sends itself one real SIGINT during the 3rd update, as a user pressing Ctrl-C once."""
     name = "mame"
 
     def update(self, pre_batches, post_batch):
         self.calls = getattr(self, "calls", 0) + 1
         if self.calls == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return super().update(pre_batches, post_batch)
+
+
+class _InterruptedSampling(MAME):
+    """KeyboardInterrupt while sampling the 3rd iteration's post-update episodes."""
+    name = "mame"
+
+    def exploitation_policy(self, adapted):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3:
+            raise KeyboardInterrupt
+        return super().exploitation_policy(adapted)
+
+
+class _NaNLoss(MAME):
+    """The 3rd update's outer loss (and so its gradients) is NaN."""
+    name = "mame"
+
+    def compute_gradients(self, pre_batches, post_batch):
+        grads, info = super().compute_gradients(pre_batches, post_batch)
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3:
+            info["loss/outer"] = float("nan")
+            grads = {k: [g * float("nan") for g in v] for k, v in grads.items()}
+        return grads, info
 
 
 def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -146,14 +213,88 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_p
     assert sorted(os.listdir(ck)) == ["ckpt-000002", "latest"]
 
 
-def test_ctrl_c_saves_and_resume_matches(tmp_path, capsys):
+def test_nan_loss_is_named_before_it_reaches_the_weights(tmp_path):
+    with pytest.raises(NonFiniteError, match="loss/outer became nan at iteration 3"):
+        train_from_configs(_NaNLoss, _train(tmp_path, checkpoint_every=1), MAMEConfig(latent_dim=2))
+    ck = tmp_path / "run" / "checkpoints"
+    assert sorted(os.listdir(ck)) == ["ckpt-000001", "ckpt-000002", "latest"]
+    assert len(_rows(tmp_path / "run" / "progress.csv")) == 2
+
+
+@pytest.fixture(scope="module")
+def reference_rows(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref")
+    train_from_configs(MAME, _train(path, "ref", checkpoint_every=100), MAMEConfig(latent_dim=2))
+    return _rows(path / "ref" / "progress.csv")
+
+
+def _same_progress(a, b):
+    assert len(a) == len(b) == TINY["iterations"]
+    for ra, rb in zip(a, b):
+        assert {k: v for k, v in ra.items() if not k.startswith("time/")} == \
+            {k: v for k, v in rb.items() if not k.startswith("time/")}
+
+
+@pytest.mark.parametrize("algo_cls,checkpoint_every,saved,says", [
+    (_CtrlC, 100, "ckpt-000003", "saved a checkpoint at iteration 3"),  # one Ctrl-C: iteration 3 is finished
+    (_InterruptedSampling, 100, "ckpt-000002", "saved a checkpoint at iteration 2"),  # sampler rewound
+    (_Interrupted, 2, "ckpt-000002", "the last periodic checkpoint"),  # in the update: nothing new is saved
+    (_InterruptedAfterApply, 2, "ckpt-000002", "the last periodic checkpoint"),
+])
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, reference_rows, algo_cls, checkpoint_every,
+                                                            saved, says):
+    lines = _Lines()
+    train = _train(tmp_path, "int", checkpoint_every=checkpoint_every, quiet=False)
+    handler_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        train_from_configs(_Interrupted, _train(tmp_path, "int"), MAMEConfig(latent_dim=2))
-    assert (tmp_path / "int" / "checkpoints" / "ckpt-000002").exists()
-    train_from_configs(MAME, _train(tmp_path, "int", resume=True), MAMEConfig(latent_dim=2))
-    train_from_configs(MAME, _train(tmp_path, "ref"), MAMEConfig(latent_dim=2))
-    a, b = _rows(tmp_path / "int" / "progress.csv"), _rows(tmp_path / "ref" / "progress.csv")
-    assert [r["post_adapt/return"] for r in a] == [r["post_adapt/return"] for r in b]
+        train_from_configs(algo_cls, train, MAMEConfig(latent_dim=2), stream=lines)
+    assert says in lines.text()
+    ck = tmp_path / "int" / "checkpoints"
+    assert sorted(d for d in os.listdir(ck) if d.startswith("ckpt-"))[-1] == saved
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the trainer's handler is removed
+    train_from_configs(MAME, _train(tmp_path, "int", resume=True, checkpoint_every=checkpoint_every),
+                       MAMEConfig(latent_dim=2))
+    _same_progress(_rows(tmp_path / "int" / "progress.csv"), reference_rows)
+
+
+def test_held_out_evaluation_lands_in_progress_csv(tmp_path):
+    train_from_configs(MAME, _train(tmp_path, eval_every=2, eval_tasks=2), MAMEConfig(latent_dim=2))
+    rows = _rows(tmp_path / "run" / "progress.csv")
+    assert [r["eval/post_adapt/return"] != "" for r in rows] == [False, True, False, True]
+    assert all(np.isfinite(float(r["eval/post_adapt/return"])) for r in rows[1::2])
+    assert rows[0]["post_adapt/return"] != "" and rows[0]["iteration"] == "1"
+
+
+def test_checkpoint_saved_twice_and_a_dangling_latest_pointer(tmp_path):
+    a = MAME(_train(tmp_path), MAMEConfig(latent_dim=2), 2, 2)
+    ck = Checkpointer(str(tmp_path / "ck"), a.checkpoint_items(), keep=5)
+    ck.save(4, {"x": 1})
+    ck.save(5, {"x": 2})
+    ck.save(5, {"x": 3})  # the same iteration again (e.g. Ctrl-C right after a periodic save)
+    assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt-000004", "ckpt-000005", "latest"]
+    assert ck.restore_latest()["x"] == 3
+    # a crash between moving the old directory aside and renaming the new one into place
+    os.replace(tmp_path / "ck" / "ckpt-000005", tmp_path / "ck" / "ckpt-000005.old")
+    os.makedirs(tmp_path / "ck" / "ckpt-000005.tmp")
+    assert ck.latest().endswith("ckpt-000004") and ck.restore_latest()["x"] == 1
+
+
+def test_inner_target_with_the_vpg_inner_step_is_rejected():
+    with pytest.raises(ValueError, match="--inner_target=reward has no effect with --inner_objective=vpg"):
+        build_configs(MAME, _flag_values(MAME, ["--inner_objective=vpg", "--inner_target=reward"]))
+    build_configs(MAME, _flag_values(MAME, ["--inner_objective=vpg"]))
+
+
+def test_eta_after_resume_counts_only_this_process(tmp_path):
+    from mame_tf.logger import Logger
+
+    lines = _Lines()
+    log = Logger(str(tmp_path), 100, {}, wandb_mode="disabled", resume_iteration=50, stream=lines)
+    log.log({"iteration": 51, "env_steps": 1, "pre_adapt/return": 0.0, "post_adapt/return": 0.0,
+             "time/sampling": 1.0, "time/update": 1.0, "time/iteration": 2.0, "time/total": 1000.0})
+    eta = lines.text().split("ETA ")[1].split()[0]
+    h, m, sec = map(int, eta.split(":"))
+    assert 90 <= 3600 * h + 60 * m + sec <= 120, eta  # 49 iterations left at ~2 s each, not 49 x 1000 s
 
 
 @pytest.mark.parametrize("script", ["run_mame.py", "run_maml_vpg.py", "run_maml_trpo.py", "run_promp.py",
