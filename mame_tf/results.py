@@ -76,7 +76,8 @@ def aggregate(groups: Mapping[str, Sequence[str]], out: str, metrics: Sequence[s
         for label, group in runs.items():
             n = min(len(d["iteration"]) for _, d in group)
             vals = np.array([d[m][:n] for _, d in group])
-            ax.plot(group[0][1]["iteration"][:n], vals.mean(0), label=f"{label} ({len(group)} seeds)")
+            seeds = f"{len(group)} seed" + ("s" if len(group) > 1 else "")
+            ax.plot(group[0][1]["iteration"][:n], vals.mean(0), label=f"{label} ({seeds})")
             ax.fill_between(group[0][1]["iteration"][:n], vals.min(0), vals.max(0), alpha=0.2)
         ax.set_xlabel("iteration")
         ax.set_ylabel(m)
