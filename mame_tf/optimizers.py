@@ -18,7 +18,6 @@ the inner step).
 from __future__ import annotations
 
 import math
-
 from typing import Callable, Sequence
 
 import keras
