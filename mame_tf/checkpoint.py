@@ -60,10 +60,16 @@ class Checkpointer:
         return final
 
     def _complete(self) -> list[str]:
-        """Names of the complete checkpoint directories, oldest first."""
-        return sorted(d for d in os.listdir(self.directory)
-                      if d.startswith("ckpt-") and "." not in d
-                      and os.path.exists(os.path.join(self.directory, d, "state.json")))
+        """Names of the complete checkpoint directories, oldest first.
+
+        ``ckpt-N.old`` counts when ``ckpt-N`` is missing: a crash during a re-save of iteration N left
+        the old copy aside and the new one unfinished.
+        """
+        names = os.listdir(self.directory)
+        done = [d for d in names if d.startswith("ckpt-") and "." not in d
+                or d.endswith(".old") and d[:-4] not in names]
+        return sorted((d for d in done if os.path.exists(os.path.join(self.directory, d, "state.json"))),
+                      key=lambda d: d.split(".")[0])
 
     def _prune(self) -> None:
         for old in self._complete()[:-self.keep]:
@@ -87,4 +93,10 @@ class Checkpointer:
             return None
         self._checkpoint.read(os.path.join(path, "model")).assert_existing_objects_matched()
         with open(os.path.join(path, "state.json")) as fh:
-            return json.load(fh)
+            state = json.load(fh)
+        # complete checkpoints newer than the one restored (a crash before ``latest`` was updated) are
+        # stale: the run continues from here, and pruning by name must not keep them over new ones
+        for name in self._complete():
+            if name.split(".")[0] > os.path.basename(path).split(".")[0]:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+        return state

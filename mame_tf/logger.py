@@ -44,16 +44,16 @@ class Logger:
         if not rows:
             return
         self._columns = list(rows[0].keys())
-        keep = [r for r in rows if int(float(r["iteration"])) <= iteration]
-        with open(self.csv_path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self._columns)
-            writer.writeheader()
-            writer.writerows(keep)
+        self._rewrite([r for r in rows if int(float(r["iteration"])) <= iteration])
 
     def _add_columns(self, extra: list[str]) -> None:
         with open(self.csv_path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         self._columns = self._columns + extra
+        self._rewrite(rows)
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        """Replace progress.csv by ``rows`` under ``self._columns`` atomically."""
         tmp = self.csv_path + ".tmp"
         with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=self._columns)

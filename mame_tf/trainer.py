@@ -17,6 +17,7 @@ way, writes a checkpoint and exits cleanly (see :meth:`Trainer.train`).
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -112,7 +113,7 @@ class Trainer:
         self._stop_requested = False
         previous = self._install_sigint()
         start_state = None  # the sampler state at the start of the iteration, while it can be rewound
-        saved_at = None
+        saved_at = self.iteration if self.iteration else None  # a resumed run starts at its checkpoint
         try:
             while self.iteration < cfg.iterations:
                 start_state = self.sampler.get_state()
@@ -158,9 +159,12 @@ class Trainer:
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
                     self.save()
                     saved_at = self.iteration
-                if self._stop_requested:
+                if self._stop_requested and self.iteration < cfg.iterations:
+                    self.logger.message(f"Ctrl-C: stopping after iteration {self.iteration}.")
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
+            if previous is not None:  # more Ctrl-Cs must not interrupt the checkpoint written below
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             if start_state is not None:  # a consistent state: save it (rewinding the sampler if needed)
                 if saved_at != self.iteration:
                     self.sampler.set_state(start_state)
@@ -186,8 +190,11 @@ class Trainer:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
-            self.logger.message(f"Ctrl-C: finishing iteration {self.iteration + 1}, then saving and stopping "
-                                "(press Ctrl-C again to stop at once).")
+            try:  # a raw write: the handler may run in the middle of a print to the same stream
+                os.write(2, b"\nCtrl-C: finishing this iteration, then saving and stopping "
+                            b"(press Ctrl-C again to stop at once).\n")
+            except OSError:
+                pass
 
         try:
             return (signal.signal(signal.SIGINT, handler),)

@@ -273,10 +273,34 @@ def test_checkpoint_saved_twice_and_a_dangling_latest_pointer(tmp_path):
     ck.save(5, {"x": 3})  # the same iteration again (e.g. Ctrl-C right after a periodic save)
     assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt-000004", "ckpt-000005", "latest"]
     assert ck.restore_latest()["x"] == 3
-    # a crash between moving the old directory aside and renaming the new one into place
-    os.replace(tmp_path / "ck" / "ckpt-000005", tmp_path / "ck" / "ckpt-000005.old")
-    os.makedirs(tmp_path / "ck" / "ckpt-000005.tmp")
-    assert ck.latest().endswith("ckpt-000004") and ck.restore_latest()["x"] == 1
+    # a crash between moving the old directory aside and renaming the new one into place: the copy
+    # set aside is still found
+    real_replace = os.replace
+
+    def crash_on_rename_into_place(src, dst):
+        if str(src).endswith(".tmp") and str(dst).endswith("ckpt-000005"):
+            raise OSError("simulated crash")
+        return real_replace(src, dst)
+
+    os.replace = crash_on_rename_into_place
+    try:
+        with pytest.raises(OSError, match="simulated crash"):
+            ck.save(5, {"x": 4})
+    finally:
+        os.replace = real_replace
+    assert "ckpt-000005" not in os.listdir(tmp_path / "ck")
+    assert ck.latest().endswith("ckpt-000005.old") and ck.restore_latest()["x"] == 3
+    # a stale newer checkpoint (a crash before ``latest`` was updated) is dropped when resuming
+    (tmp_path / "ck" / "latest").write_text("ckpt-000004")
+    assert ck.restore_latest()["x"] == 1
+    assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt-000004", "ckpt-000005.tmp", "latest"]
+
+
+def test_ctrl_c_in_the_last_iteration_lets_the_run_finish(tmp_path):
+    train = _train(tmp_path, iterations=3)
+    last = train_from_configs(_CtrlC, train, MAMEConfig(latent_dim=2))
+    assert last["iteration"] == 3
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-000003").exists()
 
 
 def test_inner_target_with_the_vpg_inner_step_is_rejected():
