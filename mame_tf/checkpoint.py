@@ -30,6 +30,11 @@ def _atomic_write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _stem(name: str) -> str:
+    """``ckpt-<iteration>`` of a checkpoint directory name (without ``.old`` / ``.tmp``)."""
+    return name.split(".")[0]
+
+
 class Checkpointer:
     """Saves and restores ``items`` (trackables) plus a JSON state in ``directory``."""
 
@@ -66,10 +71,9 @@ class Checkpointer:
         the old copy aside and the new one unfinished.
         """
         names = os.listdir(self.directory)
-        done = [d for d in names if d.startswith("ckpt-") and "." not in d
-                or d.endswith(".old") and d[:-4] not in names]
-        return sorted((d for d in done if os.path.exists(os.path.join(self.directory, d, "state.json"))),
-                      key=lambda d: d.split(".")[0])
+        done = [d for d in names if d.startswith("ckpt-")
+                and ("." not in d or (d.endswith(".old") and _stem(d) not in names))]
+        return sorted((d for d in done if os.path.exists(os.path.join(self.directory, d, "state.json"))), key=_stem)
 
     def _prune(self) -> None:
         for old in self._complete()[:-self.keep]:
@@ -97,6 +101,6 @@ class Checkpointer:
         # complete checkpoints newer than the one restored (a crash before ``latest`` was updated) are
         # stale: the run continues from here, and pruning by name must not keep them over new ones
         for name in self._complete():
-            if name.split(".")[0] > os.path.basename(path).split(".")[0]:
+            if _stem(name) > _stem(os.path.basename(path)):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
         return state
