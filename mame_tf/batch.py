@@ -80,6 +80,13 @@ class Batch:
         values = np.take_along_axis(self.infos[key], last[..., None], axis=2)[..., 0]
         return float(values.mean())
 
+    def fraction_outside(self, low: np.ndarray, high: np.ndarray, key: str = "actions") -> float:
+        """Fraction of the real steps' action components (``key``: ``actions`` or ``mean``) outside [low, high]."""
+        values = getattr(self, key)
+        outside = (values < low) | (values > high)  # [T, E, H, act_dim]
+        weights = np.broadcast_to(self.mask[..., None], outside.shape)
+        return float((outside * weights).sum() / max(weights.sum(), 1.0))
+
     def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Batch":
         """A new batch with ``fn`` applied to every per-step array (e.g. a slice over tasks or episodes)."""
         return Batch(

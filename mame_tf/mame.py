@@ -89,6 +89,12 @@ class MAMEConfig:
     outer_lr: float = field(7e-4, "Adam learning rate of θ, β and φ.", positive=True)
     z_lr: float = field(4e-5, "Adam learning rate of z.", positive=True)
     init_std: float = field(1.0, "Initial standard deviation of both Gaussian policies.", positive=True)
+    inner_grad_clip: float = field(
+        0.0, "Largest norm of each task's inner gradient ∇_z L_i; a longer one is scaled down to it before "
+        "the step, so ‖z' − z‖ ≤ α · this (0: no clipping, as in the paper).", min=0.0)
+    outer_grad_clip: float = field(
+        0.0, "Largest global norm of the outer gradient of θ, β and φ before the Adam step; a longer one "
+        "is scaled down to it (0: no clipping, as in the paper).", min=0.0)
 
     @staticmethod
     def env_presets(env: str) -> dict[str, Any]:
@@ -133,9 +139,11 @@ def adapt_latent(
 ) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
     """z' for every task: ``inner_steps`` gradient steps on the weighted inner loss.
 
-    ``z``: ``[k]``; returns ``(z' [T, k], the z before each step, mean inner loss of the first step)``.
-    The inner gradient is taken with its own tape *inside* whatever tape the caller records on, so an
-    outer gradient differentiates through it (second order).
+    ``z``: ``[k]``; returns ``(z' [T, k], steps, mean inner loss of the first step)`` where ``steps``
+    lists, for each inner step, ``(z before the step [T, k], ‖∇_z L_i‖ [T], scale [T])``; ``scale`` is
+    the factor ``min(1, c/‖∇_z L_i‖)`` of ``inner_grad_clip`` = c (1 without clipping). The inner
+    gradient is taken with its own tape *inside* whatever tape the caller records on, so an outer
+    gradient differentiates through it (second order, clipping included).
     """
     T = tf.shape(pre["mask"])[0]
     mask = tf.cast(pre["mask"], z.dtype)
@@ -145,16 +153,20 @@ def adapt_latent(
     zt = tf.tile(z[None, :], tf.stack([T, 1]))
     history, first_loss = [], tf.zeros([], z.dtype)
     for k in range(inner_steps):
-        history.append(zt)
         with tf.GradientTape() as inner:
             inner.watch(zt)
             per_step = inner_loss_per_step(cfg, pi, model, theta, beta, zt, pre)
             per_task = tf.reduce_sum(weights * per_step, axis=[1, 2]) / n_steps
             total = tf.reduce_sum(per_task)
         grad = inner.gradient(total, zt)
+        norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=-1) + 1e-24)  # [T]
+        scale = tf.ones_like(norm)
+        if cfg.inner_grad_clip > 0:
+            scale = tf.minimum(1.0, cfg.inner_grad_clip / norm)
+        history.append((zt, norm, scale))
         if k == 0:
             first_loss = tf.reduce_mean(per_task)
-        zt = zt - cfg.inner_lr * grad
+        zt = zt - cfg.inner_lr * scale[:, None] * grad
     return zt, history, first_loss
 
 
@@ -180,14 +192,14 @@ def explore_rewards(cfg, pi, model, theta, beta, history, g_z, pre) -> tf.Tensor
     """r^μ_t ``[T, E, H]`` of eq. 5: how much step t's inner-loss term raises J through z'.
 
     ``g_z = ∂J/∂z'`` ``[T, k]`` (J the objective to *maximise*); step t moves z' by
-    ``−α/N_i ∇_z ℓ_t``.
+    ``−α s_i/N_i ∇_z ℓ_t`` (``s_i`` the clipping scale of the step, held constant).
     """
     mask = tf.cast(pre["mask"], g_z.dtype)
     n_steps = tf.maximum(tf.reduce_sum(mask, axis=[1, 2]), 1.0)
     r = tf.zeros_like(mask)
-    for z_k in history:
+    for z_k, _, scale in history:
         grads = per_sample_inner_grads(cfg, pi, model, theta, beta, z_k, pre)
-        r += -cfg.inner_lr * tf.einsum("tehk,tk->teh", grads, g_z) / n_steps[:, None, None]
+        r += -cfg.inner_lr * tf.einsum("tehk,tk->teh", grads, g_z) * (scale / n_steps)[:, None, None]
     return r * mask
 
 
@@ -248,6 +260,7 @@ class MAME(MetaAlgorithm):
         valid = mask > 0
         mean = target[valid].mean() if valid.any() else 0.0
         std = target[valid].std() if valid.any() else 1.0
+        self._target_stats = {"diag/target_mean": float(mean), "diag/target_std": float(std)}
         target = (target - mean) / (std + 1e-8) * mask
         data = {
             "obs": batch.obs, "actions": batch.actions, "mask": mask,
@@ -305,6 +318,7 @@ class MAME(MetaAlgorithm):
                 z_adapted = tf.tile(tf.convert_to_tensor(z)[None], tf.stack([T, 1]))
                 history, inner_loss = [], tf.zeros([])
             loss = outer_objective(self.pi, theta, z_adapted, post)
+        diag = self._adaptation_diagnostics(pre, history, z_adapted, steps)
         variables = list(theta) + list(beta) + list(phi) + [z]
         grads = tape.gradient(loss, variables + [z_adapted])
         g_z_adapted = grads[-1]
@@ -313,7 +327,33 @@ class MAME(MetaAlgorithm):
         r_mu = tf.zeros([1, 1, 1])
         if pre is not None and steps > 0 and self.cfg.explore_estimator == "low_variance":
             r_mu = explore_rewards(self.cfg, self.pi, self.model, theta, beta, history, -g_z_adapted, pre)
-        return loss, inner_loss, grads, r_mu, z_adapted
+        return loss, inner_loss, grads, r_mu, diag
+
+    def _adaptation_diagnostics(self, pre, history, z_adapted, steps) -> dict:
+        """Per-task sizes of the inner step and M's fit before and after it (mean and max over tasks).
+
+        ``inner_grad_norm`` is ‖∇_z L_i‖ of the first inner step; ``z_shift`` is ‖z'_i − z‖ after all
+        steps; ``inner_error_pre/post`` are M's mean squared error on the standardised target at z and
+        z' (regression objective only; the DiCE weights have value 1, so these are plain MSEs).
+        """
+        z = tf.convert_to_tensor(self.z)
+        shift = tf.norm(z_adapted - z[None], axis=-1)
+        out = {"diag/z_shift_mean": tf.reduce_mean(shift), "diag/z_shift_max": tf.reduce_max(shift)}
+        if pre is None or steps == 0:
+            return out
+        gnorm = history[0][1]
+        out.update({"diag/inner_grad_norm_mean": tf.reduce_mean(gnorm),
+                    "diag/inner_grad_norm_max": tf.reduce_max(gnorm)})
+        if self.cfg.inner_objective == "regression":
+            mask = tf.cast(pre["mask"], z.dtype)
+            n_steps = tf.maximum(tf.reduce_sum(mask, axis=[1, 2]), 1.0)
+            for name, z_at in (("pre", history[0][0]), ("post", z_adapted)):
+                per_step = inner_loss_per_step(self.cfg, self.pi, self.model, self.pi.params,
+                                               self.model.params, tf.stop_gradient(z_at), pre)
+                err = tf.reduce_sum(per_step * mask, axis=[1, 2]) / n_steps
+                out[f"diag/inner_error_{name}_mean"] = tf.reduce_mean(err)
+                out[f"diag/inner_error_{name}_max"] = tf.reduce_max(err)
+        return out
 
     def _explore_step_impl(self, pre: dict, advantages: tf.Tensor):
         with tf.GradientTape() as tape:
@@ -326,9 +366,10 @@ class MAME(MetaAlgorithm):
         Returns ``({"theta", "beta", "phi", "z"}: lists of gradients of the loss, info dict)``.
         """
         steps = self.inner_steps if pre_batches else 0
+        self._target_stats = {}
         pre = self._pre_tensors(pre_batches[0]) if pre_batches else None
         post = self._post_tensors(post_batch)
-        loss, inner_loss, grads, r_mu, z_adapted = self._main_step(pre, post, steps)
+        loss, inner_loss, grads, r_mu, diag = self._main_step(pre, post, steps)
         n_theta, n_beta, n_phi = len(self.pi.params), len(self.model.params), len(self.mu.params)
         out = {
             "theta": grads[:n_theta],
@@ -348,20 +389,24 @@ class MAME(MetaAlgorithm):
             e_loss, out["phi"] = self._explore_step(pre, tf.constant(adv, tf.float32))
             explore_loss = float(e_loss)
         info = {"loss/outer": float(loss), "loss/inner": float(inner_loss), "loss/explore": explore_loss,
-                "z_adapted_shift": float(tf.reduce_mean(tf.norm(z_adapted - self.z[None], axis=-1)))}
+                **{key: float(value) for key, value in diag.items()}, **self._target_stats}
         return out, info
 
     def update(self, pre_batches: list[Batch], post_batch: Batch) -> dict[str, float]:
         grads, info = self.compute_gradients(pre_batches, post_batch)
-        self.optimizer.apply({"networks": grads["theta"] + grads["beta"] + list(grads["phi"]), "z": grads["z"]},
+        network_grads = grads["theta"] + grads["beta"] + list(grads["phi"])
+        if self.cfg.outer_grad_clip > 0:
+            network_grads, _ = tf.clip_by_global_norm(network_grads, self.cfg.outer_grad_clip)
+        self.optimizer.apply({"networks": network_grads, "z": grads["z"]},
                              losses={k: v for k, v in info.items() if k.startswith("loss/")})
         norm = lambda gs: float(tf.linalg.global_norm(list(gs)))  # noqa: E731
         return {
             **info,
             **{f"grad_norm/{name}": norm(g) for name, g in grads.items()},
-            "z_norm": float(tf.norm(self.z)),
-            "explore_std": float(tf.reduce_mean(tf.exp(self.mu.log_std))),
-            "exploit_std": float(tf.reduce_mean(tf.exp(self.pi.log_std))),
+            "diag/z_norm": float(tf.norm(self.z)),
+            "diag/explore_log_std": float(tf.reduce_mean(self.mu.log_std)),
+            "diag/exploit_log_std": float(tf.reduce_mean(self.pi.log_std)),
+            "diag/exploit_log_std_min": float(tf.reduce_min(self.pi.log_std)),
         }
 
     def checkpoint_items(self) -> dict[str, Any]:

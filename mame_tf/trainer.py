@@ -135,6 +135,10 @@ class Trainer:
                     **{f"{name}/final_{key}": b.final_info(key) for name, b in (("pre_adapt", pre[0] if pre else post),
                                                                                   ("post_adapt", post))
                        for key in sorted(b.infos) if key != "position"},
+                    "diag/post_action_out_of_bounds": post.fraction_outside(
+                        self.sampler.action_low, self.sampler.action_high),
+                    "diag/post_mean_out_of_bounds": post.fraction_outside(
+                        self.sampler.action_low, self.sampler.action_high, key="mean"),
                     "time/sampling": times["time/sampling"],
                     "time/adapt": times["time/adapt"],
                     "time/update": t_update,

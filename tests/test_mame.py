@@ -35,9 +35,10 @@ def _batch(rng, T=T, E=E, H=H, terminate=True):
 # --------------------------------------------------------------------------------------------------
 # Float64 finite differences of the outer objective through the inner step.
 # --------------------------------------------------------------------------------------------------
-def _f64_setup(inner_objective="regression", steps=1):
+def _f64_setup(inner_objective="regression", steps=1, inner_grad_clip=0.0):
     rng = np.random.default_rng(0)
-    cfg = MAMEConfig(latent_dim=K, inner_lr=0.7, inner_objective=inner_objective, explore_estimator="dice")
+    cfg = MAMEConfig(latent_dim=K, inner_lr=0.7, inner_objective=inner_objective, explore_estimator="dice",
+                     inner_grad_clip=inner_grad_clip)
     pi = GaussianMLPPolicy(OBS, ACT, (5,), activation="tanh", latent_dim=K, seed=1)
     model = RegressionMLP(OBS + ACT, (5,), activation="tanh", latent_dim=K, seed=2)
     mu = GaussianMLPPolicy(OBS, ACT, (5,), activation="tanh", seed=3)
@@ -65,15 +66,22 @@ def _objective(nets, groups, pre, post, steps, first_order=False):
     return outer_objective(pi, theta, z_adapted, post)
 
 
-@pytest.mark.parametrize("inner_objective,steps", [("regression", 1), ("regression", 2), ("vpg", 1)])
-def test_outer_gradient_through_inner_step_matches_finite_differences(inner_objective, steps, monkeypatch):
+@pytest.mark.parametrize("inner_objective,steps,clip", [
+    ("regression", 1, 0.0), ("regression", 2, 0.0), ("vpg", 1, 0.0), ("regression", 2, 0.05)])
+def test_outer_gradient_through_inner_step_matches_finite_differences(inner_objective, steps, clip, monkeypatch):
     """θ, β, z and φ. For φ the sampled objective's *value* does not depend on φ (the magic box is 1):
     DiCE's φ-gradient is the gradient of the likelihood-ratio-weighted objective
-    exp(τ_t(φ) − τ_t(φ₀)) at the sampling parameters φ₀, so the finite differences are taken of that."""
-    nets, groups, pre, post, steps = _f64_setup(inner_objective, steps)
+    exp(τ_t(φ) − τ_t(φ₀)) at the sampling parameters φ₀, so the finite differences are taken of that.
+    With ``clip`` > 0 the inner gradient is norm-clipped (the check below makes sure it is)."""
+    nets, groups, pre, post, steps = _f64_setup(inner_objective, steps, clip)
     import mame_tf.mame as mame_module
 
     cfg, pi, model, mu = nets
+    if clip:
+        z_adapted, history, _ = adapt_latent(cfg, pi, model, mu, *groups[:3], groups[3][0], pre, steps, True)
+        assert all(float(tf.reduce_max(scale)) < 1.0 for _, _, scale in history), "clipping must be active"
+        step = tf.norm(history[1][0] - history[0][0], axis=-1)
+        np.testing.assert_allclose(step.numpy(), cfg.inner_lr * clip, rtol=1e-9)
     logp0 = mu.log_prob(groups[2], pre["obs"], pre["actions"])
     tau0 = tf.cumsum(logp0 * pre["mask"], axis=-1)
 
@@ -297,3 +305,21 @@ def test_bad_settings_are_rejected():
         validate(MAMEConfig(explore_estimator="foo"))
     with pytest.raises(ValueError, match="--z_lr=0"):
         MAME(_train_config(), dataclasses.replace(MAMEConfig(), z_lr=0), OBS, ACT)
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.05])
+def test_low_variance_rewards_sum_to_the_inner_step(clip):
+    """One inner step: Σ_t r^μ_t = g_{z'}ᵀ (z' − z) for each task (every step's share of the move of z'),
+    with and without norm clipping of the inner gradient."""
+    from mame_tf.mame import explore_rewards
+
+    nets, groups, pre, _, _ = _f64_setup("regression", 1, clip)
+    cfg, pi, model, mu = nets
+    theta, beta, phi, (z,) = groups
+    z_adapted, history, _ = adapt_latent(cfg, pi, model, mu, theta, beta, phi, z, pre, 1, dice_to_phi=False)
+    if clip:
+        assert float(tf.reduce_max(history[0][2])) < 1.0, "clipping must be active"
+    g = tf.constant(np.random.default_rng(4).normal(size=(T, K)))
+    r = explore_rewards(cfg, pi, model, theta, beta, history, g, pre)
+    expected = tf.reduce_sum(g * (z_adapted - z[None]), axis=-1)
+    np.testing.assert_allclose(tf.reduce_sum(r, axis=[1, 2]).numpy(), expected.numpy(), rtol=1e-10)
