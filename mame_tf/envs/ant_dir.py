@@ -1,8 +1,9 @@
-"""AntDir (Finn et al. 2017) on gymnasium's v5 Ant model.
+"""AntDir (the task of Finn et al. 2017) on gymnasium's v5 Ant model.
 
 Observation (125): ``qpos`` (15), ``qvel`` (14), ``clip(cfrc_ext, −1, 1)`` of all 14 bodies (84,
 world body included), the torso rotation matrix ``xmat`` (9) and the torso's ``subtree_com`` (3).
-With ``v = (x' − x)/dt`` (dt = 0.05), ``a`` the action clipped to [−1, 1]⁸ and ``d = ±1`` the
+With ``v = (x' − x)/dt`` the root x displacement over the step (dt = 0.05; pytorch-maml-rl's
+velocity, not Finn et al.'s centre-of-mass velocity), ``a`` the action clipped to [−1, 1]⁸ and ``d = ±1`` the
 task's ``direction``, the reward is
 
     d·v − 0.005·Σa² − 0.0005·Σ clip(cfrc_ext, −1, 1)² + 0.05.

@@ -1,7 +1,8 @@
-"""HalfCheetahVel and HalfCheetahDir (Finn et al. 2017) on gymnasium's v5 HalfCheetah model.
+"""HalfCheetahVel and HalfCheetahDir (tasks of Finn et al. 2017) on gymnasium's v5 HalfCheetah model.
 
 Observation (20): ``qpos[1:]`` (8), ``qvel`` (9), the torso's ``subtree_com`` (3). With
-``v = (x' − x)/dt`` the root x velocity over the step (dt = 0.05) and ``a`` the action clipped to
+``v = (x' − x)/dt`` the root x velocity over the step (dt = 0.05; ProMP's and pytorch-maml-rl's
+velocity, not the centre-of-mass velocity of Finn et al.'s rllab env) and ``a`` the action clipped to
 [−1, 1]⁶, the reward is
 
 * HalfCheetahVel (task ``velocity`` v* ~ U(0, 2)): ``−|v − v*| − 0.05·Σa²``;

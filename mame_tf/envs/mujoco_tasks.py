@@ -1,7 +1,9 @@
 """Shared pieces of the MuJoCo task families (HalfCheetahVel, HalfCheetahDir, AntDir).
 
-We keep Finn et al.'s task and reward definitions on gymnasium's v5 MuJoCo models (HalfCheetah:
-timestep 0.01, frame skip 5, dt 0.05; Ant: RK4, same dt, ctrlrange ±1, gear 150). The family modules
+The tasks follow Finn et al.'s definitions on gymnasium's v5 MuJoCo models (HalfCheetah: timestep
+0.01, frame skip 5, dt 0.05; Ant: RK4, same dt, ctrlrange ±1, gear 150), except the velocity: it is
+the root's x displacement over dt, as in ProMP and pytorch-maml-rl, where Finn et al.'s rllab envs
+use the torso subtree's centre-of-mass velocity after the step (the README tabulates every term). The family modules
 (``half_cheetah``, ``ant_dir``) define the observation, reward and termination as array functions
 of the simulator state, shared by their gymnasium envs and the batched backend
 (``mame_tf.envs.batched``), so the two cannot drift apart.
