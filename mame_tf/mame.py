@@ -199,7 +199,7 @@ def explore_rewards(cfg, pi, model, theta, beta, history, g_z, pre) -> tf.Tensor
     r = tf.zeros_like(mask)
     for z_k, _, scale in history:
         grads = per_sample_inner_grads(cfg, pi, model, theta, beta, z_k, pre)
-        r += -cfg.inner_lr * tf.einsum("tehk,tk->teh", grads, g_z) * (scale / n_steps)[:, None, None]
+        r += -cfg.inner_lr * tf.einsum("tehk,tk->teh", grads, g_z) * scale[:, None, None] / n_steps[:, None, None]
     return r * mask
 
 
