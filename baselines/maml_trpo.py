@@ -101,6 +101,3 @@ class MAMLTRPO(MAMLFamily):
                 "kl/post": result["kl"], "trpo/accepted": result["accepted"],
                 "trpo/backtracks": result["num_backtracks"],
                 "policy_std": float(tf.reduce_mean(tf.exp(self.policy.log_std)))}
-
-    def checkpoint_items(self):
-        return {"policy": self.policy}

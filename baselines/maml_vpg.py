@@ -50,6 +50,3 @@ class MAMLVPG(MAMLFamily):
         return {"loss/outer": float(outer), "loss/explore": float(extra),
                 "grad_norm/policy": float(tf.linalg.global_norm(grads)),
                 "policy_std": float(tf.reduce_mean(tf.exp(self.policy.log_std)))}
-
-    def checkpoint_items(self):
-        return {"policy": self.policy, **self.optimizer.checkpoint_items()}

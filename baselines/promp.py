@@ -80,6 +80,3 @@ class ProMP(MAMLFamily):
                 "ratio/first_epoch": first[1], "ratio/last_epoch": float(mean_ratio),
                 "grad_norm/policy": float(tf.linalg.global_norm(grads)),
                 "policy_std": float(tf.reduce_mean(tf.exp(self.policy.log_std)))}
-
-    def checkpoint_items(self):
-        return {"policy": self.policy, **self.optimizer.checkpoint_items()}

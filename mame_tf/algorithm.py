@@ -56,6 +56,12 @@ class MetaAlgorithm(abc.ABC):
     def update(self, pre_batches: list[Batch], post_batch: Batch) -> dict[str, float]:
         """One meta-update from a full iteration's data; returns metrics named ``loss/...`` etc."""
 
-    @abc.abstractmethod
     def checkpoint_items(self) -> dict[str, Any]:
-        """Trackable objects (Keras models, variables, optimizers) that make up the full training state."""
+        """Every variable of the training state, by name: found by walking this object's attributes.
+
+        Subclasses do not list their variables; whatever network, latent vector or optimizer they hold
+        is saved and restored (see ``mame_tf.checkpoint.state_variables``).
+        """
+        from mame_tf.checkpoint import state_variables
+
+        return state_variables(self)

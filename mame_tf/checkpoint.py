@@ -1,33 +1,72 @@
-"""Atomic checkpoints of the whole training state, and resume.
+"""Atomic, self-validating checkpoints of the whole training state.
 
-A checkpoint is a directory ``ckpt-<iteration>/`` holding a ``tf.train.Checkpoint`` of the
-algorithm's trackables (networks, z, optimizer slots) and ``state.json`` (iteration, env steps,
-elapsed time, sampler random states; the wandb run id lives in ``<logdir>/wandb_run_id``). It is
-written as ``ckpt-<iteration>.tmp/`` and renamed into place only when complete, then the ``latest``
-pointer is replaced atomically. Saving an iteration that already has a checkpoint moves the old one
-aside first (``.old``) and deletes it only after the new one is in place. A crash at any moment
-therefore leaves a complete checkpoint: if ``latest`` names a directory that is not there,
-:meth:`Checkpointer.latest` falls back to the newest complete ``ckpt-*``; leftover ``.tmp`` and
-``.old`` directories are ignored.
+What is saved is not listed by hand: :func:`state_variables` walks an algorithm's attributes and
+collects every variable it reaches (network weights, z, optimizer slots and step counters), named by
+where it was found (``pi/kernel_0``, ``optimizer.optimizers.networks/pi_kernel_0_momentum``). An
+algorithm therefore cannot leave a variable out of its checkpoint.
+
+A checkpoint is a directory ``ckpt-<iteration>/`` holding ``variables.npz`` (one array per variable)
+and ``state.json`` (iteration, env steps, elapsed time, sampler random states; the wandb run id lives
+in ``<logdir>/wandb_run_id``). It is written as ``ckpt-<iteration>.tmp/`` (every file flushed to
+disk) and renamed into place only when complete, then the ``latest`` pointer is replaced
+atomically. Saving an iteration that already has a checkpoint moves the old one aside first
+(``.old``) and deletes it only after the new one is in place. A crash at any moment therefore leaves
+a complete checkpoint; leftover ``.tmp`` directories are ignored, and a failed save (a full disk)
+removes its partial copy and puts the old one back.
+
+Reading validates before it assigns anything: the JSON state must parse and name the iteration, the
+arrays must load and match the variables one for one in name and shape. :meth:`Checkpointer.restore`
+tries the checkpoint ``latest`` names, then the other complete ones newest first, reports every one it
+skips and why, and assigns nothing from a checkpoint that fails. Readers that must not change a run
+(evaluation, :func:`mame_tf.load`) pass ``write=False``: nothing is created, moved or deleted.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import zipfile
+from typing import Any, Callable
 
-import tensorflow as tf
+import numpy as np
 
 LATEST = "latest"
+VARIABLES = "variables.npz"
+STATE = "state.json"
 
 
-def _atomic_write_text(path: str, text: str) -> None:
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a flushed temporary file and an atomic rename."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _stem(name: str) -> str:
@@ -35,31 +74,142 @@ def _stem(name: str) -> str:
     return name.split(".")[0]
 
 
-class Checkpointer:
-    """Saves and restores ``items`` (trackables) plus a JSON state in ``directory``."""
+def _is_variable(value) -> bool:
+    import keras
+    import tensorflow as tf
 
-    def __init__(self, directory: str, items: dict, keep: int = 3):
+    return isinstance(value, (tf.Variable, keras.Variable))
+
+
+def state_variables(root) -> dict[str, Any]:
+    """Every variable reachable from ``root``'s attributes, by a stable name (first path found wins).
+
+    Follows Keras models and layers (their ``weights``), Keras optimizers (their ``variables``:
+    slots and step counter), lists, tuples, dicts and the attributes of this project's own objects.
+    """
+    import keras
+
+    found: dict[str, Any] = {}
+    seen_vars: set[int] = set()
+    seen_objs: set[int] = set()
+
+    def add(name: str, var) -> None:
+        if id(var) in seen_vars:
+            return
+        if name in found:
+            raise RuntimeError(f"two variables of the training state are both named {name!r}")
+        seen_vars.add(id(var))
+        found[name] = var
+
+    def visit(path: str, value) -> None:
+        if _is_variable(value):
+            add(path, value)
+            return
+        if id(value) in seen_objs:
+            return
+        seen_objs.add(id(value))
+        if isinstance(value, keras.optimizers.Optimizer):
+            for var in value.variables:
+                add(f"{path}/{var.name}", var)
+        elif isinstance(value, keras.layers.Layer):
+            for var in value.weights:
+                add(f"{path}/{var.name}", var)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{path}.{key}", item)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                visit(f"{path}.{i}", item)
+        elif type(value).__module__.split(".")[0] in ("mame_tf", "baselines") and hasattr(value, "__dict__"):
+            for key, item in vars(value).items():
+                visit(f"{path}.{key}" if path else key, item)
+
+    visit("", root)
+    return found
+
+
+def read_checkpoint(path: str, variables: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict]:
+    """The validated arrays and state of the checkpoint directory ``path`` (nothing is assigned).
+
+    Raises :class:`CheckpointError` saying what is wrong.
+    """
+    try:
+        with open(os.path.join(path, STATE)) as fh:
+            state = json.load(fh)
+        iteration = int(state["iteration"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{STATE} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{STATE} is unreadable ({type(err).__name__}: {err})") from None
+    if _stem(os.path.basename(path)) != f"ckpt-{iteration:06d}":
+        raise CheckpointError(f"{STATE} names iteration {iteration}")
+    try:
+        with np.load(os.path.join(path, VARIABLES), allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise CheckpointError(f"{VARIABLES} is missing") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{VARIABLES} is unreadable ({type(err).__name__}: {err})") from None
+    missing = sorted(set(variables) - set(arrays))
+    extra = sorted(set(arrays) - set(variables))
+    if missing or extra:
+        raise CheckpointError(f"{VARIABLES} does not match this algorithm's variables "
+                              f"(missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'})")
+    for name, var in variables.items():
+        if tuple(arrays[name].shape) != tuple(var.shape):
+            raise CheckpointError(f"{VARIABLES} holds {name} with shape {tuple(arrays[name].shape)}, "
+                                  f"expected {tuple(var.shape)}")
+    return arrays, state
+
+
+class Checkpointer:
+    """Saves and restores ``variables`` (name -> variable) plus a JSON state in ``directory``.
+
+    ``write=False`` makes a reader that never creates, moves or deletes anything.
+    """
+
+    def __init__(self, directory: str, variables: dict[str, Any], keep: int = 3, write: bool = True):
         self.directory = directory
         self.keep = keep
-        self._checkpoint = tf.train.Checkpoint(**items)
-        os.makedirs(directory, exist_ok=True)
+        self.write = write
+        self.variables = dict(variables)
 
     def _path(self, iteration: int) -> str:
         return os.path.join(self.directory, f"ckpt-{iteration:06d}")
 
+    def _names(self) -> list[str]:
+        try:
+            return os.listdir(self.directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def save(self, iteration: int, state: dict) -> str:
+        if not self.write:
+            raise RuntimeError("this Checkpointer is read-only")
+        os.makedirs(self.directory, exist_ok=True)
         final = self._path(iteration)
         tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        self._checkpoint.write(os.path.join(tmp, "model"))
-        _atomic_write_text(os.path.join(tmp, "state.json"), json.dumps({**state, "iteration": iteration}))
         aside = final + ".old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            os.makedirs(tmp)
+            arrays = {name: np.asarray(var.numpy() if hasattr(var, "numpy") else var)
+                      for name, var in self.variables.items()}
+            with open(os.path.join(tmp, VARIABLES), "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            atomic_write_text(os.path.join(tmp, STATE), json.dumps({**state, "iteration": iteration}))
+            _fsync_dir(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if os.path.exists(final):
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(final, aside)
         os.replace(tmp, final)
-        _atomic_write_text(os.path.join(self.directory, LATEST), os.path.basename(final))
+        _fsync_dir(self.directory)
+        atomic_write_text(os.path.join(self.directory, LATEST), os.path.basename(final))
         shutil.rmtree(aside, ignore_errors=True)
         self._prune()
         return final
@@ -70,37 +220,99 @@ class Checkpointer:
         ``ckpt-N.old`` counts when ``ckpt-N`` is missing: a crash during a re-save of iteration N left
         the old copy aside and the new one unfinished.
         """
-        names = os.listdir(self.directory)
+        names = self._names()
         done = [d for d in names if d.startswith("ckpt-")
                 and ("." not in d or (d.endswith(".old") and _stem(d) not in names))]
-        return sorted((d for d in done if os.path.exists(os.path.join(self.directory, d, "state.json"))), key=_stem)
+        return sorted((d for d in done if os.path.exists(os.path.join(self.directory, d, STATE))), key=_stem)
+
+    def has_any(self) -> bool:
+        """Whether the directory holds any checkpoint, complete or not."""
+        return any(d.startswith("ckpt-") for d in self._names())
 
     def _prune(self) -> None:
         for old in self._complete()[:-self.keep]:
             shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
 
+    def _pointed(self) -> str | None:
+        """The complete checkpoint directory ``latest`` names, if any."""
+        try:
+            with open(os.path.join(self.directory, LATEST)) as fh:
+                name = fh.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if name.startswith("ckpt-") and "/" not in name and name in self._complete():
+            return name
+        return None
+
+    def candidates(self) -> list[str]:
+        """Complete checkpoint paths in the order they are tried: the one ``latest`` names, then newest first."""
+        done = self._complete()
+        pointed = self._pointed()
+        order = ([pointed] if pointed else []) + [d for d in reversed(done) if d != pointed]
+        return [os.path.join(self.directory, d) for d in order]
+
     def latest(self) -> str | None:
         """The checkpoint ``latest`` names if it is complete, else the newest complete one (None if none)."""
-        pointer = os.path.join(self.directory, LATEST)
-        if os.path.exists(pointer):
-            with open(pointer) as fh:
-                path = os.path.join(self.directory, fh.read().strip())
-            if os.path.exists(os.path.join(path, "state.json")):
-                return path
-        done = self._complete()
-        return os.path.join(self.directory, done[-1]) if done else None
+        found = self.candidates()
+        return found[0] if found else None
+
+    def restore(self, report: Callable[[str], None] | None = None) -> tuple[dict | None, list[str]]:
+        """Restore the first intact checkpoint into the variables.
+
+        Returns ``(state, skipped)``: ``state`` is None when no checkpoint is intact; ``skipped`` holds
+        one line per checkpoint passed over, which is also given to ``report``.
+        """
+        skipped = []
+        for path in self.candidates():
+            try:
+                arrays, state = read_checkpoint(path, self.variables)
+            except CheckpointError as err:
+                line = f"skipped checkpoint {path}: {err}"
+                skipped.append(line)
+                if report is not None:
+                    report(line)
+                continue
+            for name, var in self.variables.items():
+                var.assign(arrays[name])
+            return state, skipped
+        return None, skipped
+
+    def discard_after(self, iteration: int) -> None:
+        """Remove every checkpoint newer than ``iteration`` (the run continues from there).
+
+        Complete ones are stale (a crash before ``latest`` was updated); damaged ones are kept as
+        ``ckpt-N.damaged`` for inspection. Pruning by name must not keep either over new checkpoints.
+        """
+        if not self.write:
+            raise RuntimeError("this Checkpointer is read-only")
+        complete = set(self._complete())
+        for name in self._names():
+            if not name.startswith("ckpt-") or name.endswith((".tmp", ".damaged")):
+                continue
+            try:
+                number = int(_stem(name)[len("ckpt-"):])
+            except ValueError:
+                continue
+            if number <= iteration:
+                continue
+            path = os.path.join(self.directory, name)
+            if name in complete and self._intact(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                target = os.path.join(self.directory, _stem(name) + ".damaged")
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(path, target)
+
+    def _intact(self, path: str) -> bool:
+        try:
+            read_checkpoint(path, self.variables)
+        except CheckpointError:
+            return False
+        return True
 
     def restore_latest(self) -> dict | None:
-        """Restore the last complete checkpoint into the items; returns its state (None if there is none)."""
-        path = self.latest()
-        if path is None:
-            return None
-        self._checkpoint.read(os.path.join(path, "model")).assert_existing_objects_matched()
-        with open(os.path.join(path, "state.json")) as fh:
-            state = json.load(fh)
-        # complete checkpoints newer than the one restored (a crash before ``latest`` was updated) are
-        # stale: the run continues from here, and pruning by name must not keep them over new ones
-        for name in self._complete():
-            if _stem(name) > _stem(os.path.basename(path)):
-                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+        """Restore the first intact checkpoint and drop the newer ones; returns its state (None if none)."""
+        state, _ = self.restore()
+        if state is not None and self.write:
+            self.discard_after(int(state["iteration"]))
         return state

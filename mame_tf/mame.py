@@ -408,6 +408,3 @@ class MAME(MetaAlgorithm):
             "diag/exploit_log_std": float(tf.reduce_mean(self.pi.log_std)),
             "diag/exploit_log_std_min": float(tf.reduce_min(self.pi.log_std)),
         }
-
-    def checkpoint_items(self) -> dict[str, Any]:
-        return {"mu": self.mu, "pi": self.pi, "M": self.model, "z": self.z, **self.optimizer.checkpoint_items()}

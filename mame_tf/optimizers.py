@@ -189,6 +189,3 @@ class MultiAdam:
         for name, grads in grads_by_group.items():
             pairs = [(g, v) for g, v in zip(grads, self.groups[name]) if g is not None]
             self.optimizers[name].apply_gradients(pairs)
-
-    def checkpoint_items(self) -> dict:
-        return {f"adam_{name}": opt for name, opt in self.optimizers.items()}
