@@ -33,6 +33,7 @@ import numpy as np
 LATEST = "latest"
 VARIABLES = "variables.npz"
 STATE = "state.json"
+OWN_PACKAGES = ("mame_tf", "baselines")  # objects of these packages are searched for variables
 
 
 class CheckpointError(Exception):
@@ -85,7 +86,8 @@ def state_variables(root) -> dict[str, Any]:
     """Every variable reachable from ``root``'s attributes, by a stable name (first path found wins).
 
     Follows Keras models and layers (their ``weights``), Keras optimizers (their ``variables``:
-    slots and step counter), lists, tuples, dicts and the attributes of this project's own objects.
+    slots and step counter), lists, tuples, dicts, and the attributes of ``root`` and of this
+    project's own objects.
     """
     import keras
 
@@ -120,7 +122,7 @@ def state_variables(root) -> dict[str, Any]:
         elif isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
                 visit(f"{path}.{i}", item)
-        elif type(value).__module__.split(".")[0] in ("mame_tf", "baselines") and hasattr(value, "__dict__"):
+        elif hasattr(value, "__dict__") and (value is root or type(value).__module__.split(".")[0] in OWN_PACKAGES):
             for key, item in vars(value).items():
                 visit(f"{path}.{key}" if path else key, item)
 
@@ -173,6 +175,8 @@ class Checkpointer:
         self.keep = keep
         self.write = write
         self.variables = dict(variables)
+        if not self.variables:
+            raise ValueError("a checkpoint needs at least one variable; none were given")
 
     def _path(self, iteration: int) -> str:
         return os.path.join(self.directory, f"ckpt-{iteration:06d}")

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import sys
-import time
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -109,46 +108,25 @@ def build(algo_cls, train: TrainConfig, algo_cfg):
     return sampler, eval_sampler, algo
 
 
-def default_logdir(algo_name: str, train: TrainConfig) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{algo_name}-{train.env}-seed{train.seed}-{stamp}")
-
-
 def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> dict:
-    """Run (or resume) a training job; returns the last logged row."""
-    from mame_tf.checkpoint import Checkpointer
-    from mame_tf.logger import Logger
-    from mame_tf.trainer import Trainer
+    """Run (or resume) a training job; returns the last logged row.
 
-    if not train.logdir:
-        train = dataclasses.replace(train, logdir=default_logdir(algo_cls.name, train))
-    os.makedirs(train.logdir, exist_ok=True)
-    config_text = cfgmod.dumps(train, algo_cls.name, algo_cfg)
-    # the settings in force (on --resume, the resumed run's flags: e.g. a raised --iterations)
-    tmp = os.path.join(train.logdir, "config.json.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(config_text)
-    os.replace(tmp, os.path.join(train.logdir, "config.json"))
-    sampler, eval_sampler, algo = build(algo_cls, train, algo_cfg)
-    checkpointer = Checkpointer(os.path.join(train.logdir, "checkpoints"), algo.checkpoint_items(),
-                                keep=train.keep_checkpoints)
-    trainer = Trainer(algo, sampler, train, None, checkpointer, eval_sampler)
-    resumed = trainer.restore() if train.resume else False
-    if train.resume and not resumed:
-        print(f"No complete checkpoint in {train.logdir}; starting from iteration 0.",
-              file=stream if stream is not None else sys.stdout)
-    logger = Logger(train.logdir, train.iterations, json.loads(config_text), train.wandb_mode, train.wandb_project,
-                    run_name=os.path.basename(os.path.normpath(train.logdir)),
-                    resume_iteration=trainer.iteration if train.resume else None, quiet=train.quiet, stream=stream)
-    trainer.logger = logger
-    logger.message(f"{algo_cls.name} on {train.env}: {train.iterations} iterations of {train.meta_batch_size} tasks "
-                   f"x {train.episodes_per_task} episodes x {train.horizon} steps; run directory {train.logdir}"
-                   + (f" (resumed at iteration {trainer.iteration})" if resumed else ""))
-    try:
-        return trainer.train()
-    finally:
-        logger.close()
-        sampler.close()
+    Raises :class:`mame_tf.run.RunError` when the run cannot start as asked,
+    :class:`mame_tf.run.NonFiniteError`, :class:`mame_tf.run.StorageError` and
+    :class:`mame_tf.run.Interrupted` (see ``mame_tf.run``).
+    """
+    from mame_tf.run import Run
+    from mame_tf.trainer import train as train_loop
+
+    with Run(train, algo_cls.name, algo_cfg, stream=stream) as run:
+        sampler, eval_sampler, algo = build(algo_cls, run.config, algo_cfg)
+        try:
+            run.start(algo, sampler, eval_sampler)
+            return train_loop(algo, sampler, run, eval_sampler)
+        finally:
+            sampler.close()
+            if eval_sampler is not None:
+                eval_sampler.close()
 
 
 def run_main(algo_cls) -> None:
@@ -165,15 +143,17 @@ def run_main(algo_cls) -> None:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        from mame_tf.trainer import NonFiniteError
+        from mame_tf.run import Interrupted, NonFiniteError, RunError
 
         try:
             train_from_configs(algo_cls, train, algo_cfg)
+        except Interrupted as err:
+            return err.exit_code
         except KeyboardInterrupt:
             return 130
-        except NonFiniteError as err:
+        except (RunError, NonFiniteError) as err:
             print(f"error: {err}", file=sys.stderr)
-            return 3
+            return err.exit_code
         return 0
 
     app.run(main)
