@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from typing import Any
 
@@ -42,11 +43,12 @@ class TrainConfig:
 
     env: str = field("point_corner", "Task family.", choices=tuple(sorted(ENV_IDS)))
     seed: int = field(0, "Random seed (networks, tasks, sampling noise).", min=0)
-    iterations: int = field(300, "Number of meta-iterations (preset per task family).", positive=True)
+    iterations: int = field(None, "Number of meta-iterations (preset per task family: 300 point, 800 MuJoCo).",
+                            positive=True)
     meta_batch_size: int = field(40, "Tasks per meta-iteration.", positive=True)
     episodes_per_task: int = field(20, "Episodes per task, for each of the pre- and post-update batches.",
                                    positive=True)
-    horizon: int = field(100, "Steps per episode (preset per task family: 100 point, 200 MuJoCo).", positive=True)
+    horizon: int = field(None, "Steps per episode (preset per task family: 100 point, 200 MuJoCo).", positive=True)
     inner_steps: int = field(1, "Inner adaptation steps during meta-training.", min=0, max=10)
     test_inner_steps: int = field(1, "Inner adaptation steps for meta-testing (evaluation).", min=0, max=10)
     discount: float = field(0.99, "Discount factor γ.", min=0.0, max=1.0)
@@ -64,10 +66,12 @@ class TrainConfig:
     nthread: int = field(0, "Simulation threads (0: all cores).", min=0)
     quiet: bool = field(False, "Print no per-iteration progress lines.")
 
-    def validate(self) -> None:
-        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
-            raise ValueError(f"--hidden_sizes={','.join(map(str, self.hidden_sizes))} is invalid: "
-                             "must be one or more positive integers")
+    def __post_init__(self) -> None:
+        """Settings left unset (None) take the task family's preset; then every field is validated."""
+        for name, value in ENV_PRESETS.get(self.env, {}).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        check_fields(self)
 
 
 def _flag_name(prefix: str, name: str) -> str:
@@ -130,11 +134,22 @@ def from_flags(cls, flag_values=flags.FLAGS, prefix: str = "", only_present: boo
 
 
 def check_fields(obj) -> None:
-    """Check every field of a settings dataclass against its metadata (choices, min, max, positive)."""
+    """Check every field of a settings dataclass against its metadata (choices, min, max, positive).
+
+    Also, for every field: a number must be finite, and a tuple (layer sizes) must hold one or more
+    positive integers.
+    """
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         meta = f.metadata
         shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else repr(value)
+        if value is None:
+            raise ValueError(f"--{f.name} is not set and has no preset")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{f.name}={shown} is invalid: must be a finite number")
+        if isinstance(value, (tuple, list)) and (not value or any(isinstance(v, bool) or not isinstance(v, int)
+                                                                  or v < 1 for v in value)):
+            raise ValueError(f"--{f.name}={shown or '(empty)'} is invalid: must be one or more positive integers")
         if "choices" in meta and value not in meta["choices"]:
             raise ValueError(f"--{f.name}={shown} is invalid; valid choices: {', '.join(map(str, meta['choices']))}")
         if meta.get("positive") and not value > 0:

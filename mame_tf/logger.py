@@ -9,6 +9,8 @@ run.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import math
 import os
 import sys
@@ -55,13 +57,18 @@ class Logger:
     def _rewrite(self, rows: list[dict]) -> None:
         """Replace progress.csv by ``rows`` under ``self._columns`` atomically."""
         tmp = self.csv_path + ".tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self._columns)
-            writer.writeheader()
-            writer.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.csv_path)
+        try:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self._columns)
+                writer.writeheader()
+                writer.writerows(rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.csv_path)
+        except OSError:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     def _init_wandb(self, mode, project, run_name, config, resume):
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -79,20 +86,32 @@ class Logger:
                           dir=self.logdir, config=config, settings=wandb.Settings(console="off"))
 
     def log(self, metrics: dict) -> None:
+        """Append one row; it reaches ``progress.csv`` whole or not at all (a failed write is undone)."""
         row = dict(metrics)
         if self._columns is None:
             self._columns = list(row.keys())
-            new = not os.path.exists(self.csv_path)
-            with open(self.csv_path, "a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=self._columns)
-                if new:
-                    writer.writeheader()
+            if not os.path.exists(self.csv_path):
+                self._rewrite([])
         extra = [k for k in row if k not in self._columns]
         if extra:  # e.g. the first held-out evaluation: widen the file, earlier rows get empty cells
             self._add_columns(extra)
-        with open(self.csv_path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self._columns).writerow(row)
-            fh.flush()
+        line = io.StringIO()
+        csv.DictWriter(line, fieldnames=self._columns).writerow(row)
+        data = line.getvalue().encode()
+        fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in row.items() if k != "iteration"}, step=int(row["iteration"]))
         if not self.quiet:

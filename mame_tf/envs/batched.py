@@ -48,6 +48,10 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+class NonFiniteActions(FloatingPointError, ValueError):
+    """A policy produced NaN or Inf actions; training stops through its non-finite path."""
+
+
 class BatchedEnv(abc.ABC):
     """``num_envs`` simulations of one task family, stepped together.
 
@@ -113,7 +117,8 @@ class BatchedEnv(abc.ABC):
             raise ValueError(f"actions have shape {actions.shape}, expected {(self.num_envs, self.act_dim)}")
         if not np.isfinite(actions).all():
             bad = np.flatnonzero(~np.isfinite(actions).all(axis=1))
-            raise ValueError(f"actions of simulations {bad[:10].tolist()} are not finite")
+            raise NonFiniteActions(f"the policy's actions are not finite (simulations {bad[:10].tolist()}): "
+                                   f"its mean or standard deviation overflowed")
         return np.clip(actions, self.action_low, self.action_high)
 
 
