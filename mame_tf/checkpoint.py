@@ -218,16 +218,20 @@ class Checkpointer:
         self._prune()
         return final
 
-    def _complete(self) -> list[str]:
-        """Names of the complete checkpoint directories, oldest first.
+    def _named(self) -> list[str]:
+        """Names of the checkpoint directories that were renamed into place, oldest first.
 
         ``ckpt-N.old`` counts when ``ckpt-N`` is missing: a crash during a re-save of iteration N left
-        the old copy aside and the new one unfinished.
+        the old copy aside and the new one unfinished. ``.tmp`` directories (unfinished writes) and
+        ``.damaged`` ones never count.
         """
         names = self._names()
-        done = [d for d in names if d.startswith("ckpt-")
-                and ("." not in d or (d.endswith(".old") and _stem(d) not in names))]
-        return sorted((d for d in done if os.path.exists(os.path.join(self.directory, d, STATE))), key=_stem)
+        return sorted((d for d in names if d.startswith("ckpt-")
+                       and ("." not in d or (d.endswith(".old") and _stem(d) not in names))), key=_stem)
+
+    def _complete(self) -> list[str]:
+        """Names of the complete checkpoint directories (those with a state file), oldest first."""
+        return [d for d in self._named() if os.path.exists(os.path.join(self.directory, d, STATE))]
 
     def has_any(self) -> bool:
         """Whether the directory holds any checkpoint, complete or not."""
@@ -238,27 +242,32 @@ class Checkpointer:
             shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
 
     def _pointed(self) -> str | None:
-        """The complete checkpoint directory ``latest`` names, if any."""
+        """The checkpoint directory ``latest`` names, if it was renamed into place."""
         try:
             with open(os.path.join(self.directory, LATEST)) as fh:
                 name = fh.read().strip()
         except (OSError, UnicodeDecodeError):
             return None
-        if name.startswith("ckpt-") and "/" not in name and name in self._complete():
+        if name.startswith("ckpt-") and "/" not in name and name in self._named():
             return name
         return None
 
     def candidates(self) -> list[str]:
-        """Complete checkpoint paths in the order they are tried: the one ``latest`` names, then newest first."""
-        done = self._complete()
+        """Checkpoint paths in the order they are tried: the one ``latest`` names, then newest first.
+
+        Directories that lost files are included, so that skipping them is reported.
+        """
+        done = self._named()
         pointed = self._pointed()
         order = ([pointed] if pointed else []) + [d for d in reversed(done) if d != pointed]
         return [os.path.join(self.directory, d) for d in order]
 
     def latest(self) -> str | None:
         """The checkpoint ``latest`` names if it is complete, else the newest complete one (None if none)."""
-        found = self.candidates()
-        return found[0] if found else None
+        pointed = self._pointed()
+        done = self._complete()
+        name = pointed if pointed in done else (done[-1] if done else None)
+        return os.path.join(self.directory, name) if name else None
 
     def restore(self, report: Callable[[str], None] | None = None) -> tuple[dict | None, list[str]]:
         """Restore the first intact checkpoint into the variables.
@@ -289,7 +298,7 @@ class Checkpointer:
         """
         if not self.write:
             raise RuntimeError("this Checkpointer is read-only")
-        complete = set(self._complete())
+        complete = set(self._named())
         for name in self._names():
             if not name.startswith("ckpt-") or name.endswith((".tmp", ".damaged")):
                 continue

@@ -133,6 +133,11 @@ def from_flags(cls, flag_values=flags.FLAGS, prefix: str = "", only_present: boo
     return out
 
 
+def show(value) -> str:
+    """A setting's value as it is written on the command line (``8,8`` for a tuple, ``'x'`` for text)."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else repr(value)
+
+
 def check_fields(obj) -> None:
     """Check every field of a settings dataclass against its metadata (choices, min, max, positive).
 
@@ -142,7 +147,7 @@ def check_fields(obj) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         meta = f.metadata
-        shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else repr(value)
+        shown = show(value)
         if value is None:
             raise ValueError(f"--{f.name} is not set and has no preset")
         if isinstance(value, float) and not math.isfinite(value):

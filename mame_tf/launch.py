@@ -74,11 +74,13 @@ def _resume_configs(algo_cls, train, algo_cfg, given, algo_given):
     saved_algo = cfgmod.from_dict(algo_cls.config_class, saved["algo"])
     for name, value in given.items():
         if name not in RESUME_OVERRIDABLE and getattr(saved_train, name) != value:
-            raise ValueError(f"--{name}={value!r} differs from the resumed run's {getattr(saved_train, name)!r}; "
+            raise ValueError(f"--{name}={cfgmod.show(value)} differs from the resumed run's "
+                             f"{cfgmod.show(getattr(saved_train, name))}; "
                              f"only {', '.join(RESUME_OVERRIDABLE)} may change on --resume")
     for name, value in algo_given.items():
         if getattr(saved_algo, name) != value:
-            raise ValueError(f"--{name}={value!r} differs from the resumed run's {getattr(saved_algo, name)!r}")
+            raise ValueError(f"--{name}={cfgmod.show(value)} differs from the resumed run's "
+                             f"{cfgmod.show(getattr(saved_algo, name))}")
     overrides = {k: v for k, v in given.items() if k in RESUME_OVERRIDABLE}
     overrides.update(resume=True, logdir=train.logdir)
     return dataclasses.replace(saved_train, **overrides), saved_algo

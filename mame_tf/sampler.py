@@ -120,8 +120,9 @@ class MetaSampler:
             mean = np.asarray(mean, np.float64).reshape(N, A)
             log_std = np.broadcast_to(np.asarray(log_std, np.float64).reshape(-1, A), (N, A))
             eps = self._rng.standard_normal((N, A))
-            action = mean + np.exp(log_std) * eps
-            act_buf[t] = action
+            with np.errstate(over="ignore", invalid="ignore"):  # env.step names non-finite actions
+                action = mean + np.exp(log_std) * eps
+                act_buf[t] = action
             mean_buf[t] = mean
             logstd_buf[t] = log_std
             logp_buf[t] = -0.5 * np.sum(eps * eps, axis=1) - np.sum(log_std, axis=1) - log_norm
