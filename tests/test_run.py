@@ -2,14 +2,23 @@
 the run-directory lock, damaged checkpoints, SIGTERM, a full disk, hostile values."""
 import csv
 import dataclasses
+import errno
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
 
+import mame_tf
+from mame_tf.api import configs, load_run
 from mame_tf.checkpoint import Checkpointer
 from mame_tf.config import TrainConfig
 from mame_tf.launch import ALGORITHMS, algorithm_class, train_from_configs
+from mame_tf.mame import MAME, MAMEConfig
+from mame_tf.run import NonFiniteError, Run, RunError, StorageError
+from mame_tf.sampler import MetaSampler
+from mame_tf.trainer import adapt_and_sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(env="point_corner", iterations=4, meta_batch_size=2, episodes_per_task=2, horizon=5,
@@ -64,3 +73,289 @@ def test_stop_at_2_and_resume_to_4_equals_an_uninterrupted_run(tmp_path, name):
     split = _rows(tmp_path / "split" / "progress.csv")
     assert [r["iteration"] for r in split] == ["1", "2", "3", "4"]
     assert _without_times(split) == _without_times(full)
+
+
+# --------------------------------------------------------------------------------------------------
+# Faults, in-process.
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted MAME run of TINY with a checkpoint every iteration: (run directory, rows)."""
+    path = tmp_path_factory.mktemp("ref") / "ref"
+    train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": str(path), "checkpoint_every": 1, "keep_checkpoints": 4}),
+                       MAMEConfig(latent_dim=2))
+    return path, _rows(path / "progress.csv")
+
+
+def _copy_run(reference, tmp_path, name="run"):
+    target = tmp_path / name
+    shutil.copytree(reference[0], target)
+    return target
+
+
+def _resume(run_dir, stream=None, **kw):
+    return train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": str(run_dir), "resume": True,
+                                                   "checkpoint_every": 1, "keep_checkpoints": 4, **kw}),
+                              MAMEConfig(latent_dim=2), stream=stream)
+
+
+def _listing(directory):
+    """Every file under ``directory`` (but the lock) with its size and modification time."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            if name == "run.lock":
+                continue
+            st = os.stat(os.path.join(root, name))
+            out[os.path.relpath(os.path.join(root, name), directory)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+class _Lines(list):
+    def write(self, text):
+        self.append(text)
+
+    def flush(self):
+        pass
+
+    def text(self):
+        return "".join(self)
+
+
+def test_a_new_run_in_a_run_directory_is_refused_and_changes_nothing(reference, tmp_path):
+    run = _copy_run(reference, tmp_path)
+    before = _listing(run)
+    with pytest.raises(RunError) as err:
+        train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": str(run), "iterations": 3}), MAMEConfig(latent_dim=2))
+    assert "already holds a run" in str(err.value) and "--resume" in str(err.value)
+    assert "fresh --logdir" in str(err.value)
+    assert _listing(run) == before
+    # an empty directory is fine
+    os.makedirs(tmp_path / "empty")
+    assert train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": str(tmp_path / "empty"), "iterations": 1}),
+                              MAMEConfig(latent_dim=2))["iteration"] == 1
+
+
+def test_a_live_run_directory_is_refused_naming_the_process(tmp_path):
+    train = TrainConfig(**{**TINY, "logdir": str(tmp_path / "run")})
+    with Run(train, "mame", MAMEConfig(latent_dim=2)):
+        for kw in ({}, {"resume": True}):
+            with pytest.raises(RunError, match=f"is in use by process {os.getpid()}"):
+                train_from_configs(MAME, dataclasses.replace(train, **kw), MAMEConfig(latent_dim=2))
+    # released on exit: the run can now start
+    assert train_from_configs(MAME, train, MAMEConfig(latent_dim=2))["iteration"] == 4
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("truncate", "variables.npz is unreadable"),
+    ("delete_variables", "variables.npz is missing"),
+    ("garbage_state", "state.json is unreadable"),
+    ("delete_state", "state.json is missing"),
+])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(reference, tmp_path, damage, says):
+    run = _copy_run(reference, tmp_path)
+    newest = run / "checkpoints" / "ckpt-000004"
+    if damage == "truncate":
+        data = (newest / "variables.npz").read_bytes()
+        (newest / "variables.npz").write_bytes(data[: len(data) // 2])
+    elif damage == "delete_variables":
+        os.remove(newest / "variables.npz")
+    elif damage == "garbage_state":
+        (newest / "state.json").write_text("{not json")
+    else:
+        os.remove(newest / "state.json")
+    # evaluation and load read it without changing anything
+    before = _listing(run)
+    lines = _Lines()
+    algo, _, state = load_run(str(run), stream=lines)
+    assert state["iteration"] == 3
+    assert lines.text().count("skipped checkpoint") == 1 and "ckpt-000004" in lines.text() and says in lines.text()
+    assert _listing(run) == before
+    # resume continues from iteration 3, saying once which checkpoint was skipped and why
+    lines = _Lines()
+    _resume(run, stream=lines, quiet=False)
+    assert lines.text().count("skipped checkpoint") == 1 and says in lines.text()
+    assert "resumed at iteration 3" in lines.text()
+    assert _without_times(_rows(run / "progress.csv")) == _without_times(reference[1])
+    assert (run / "checkpoints" / "ckpt-000004.damaged").is_dir()  # kept for inspection
+
+
+def test_no_intact_checkpoint_refuses_before_rewriting_config(reference, tmp_path):
+    run = _copy_run(reference, tmp_path)
+    for name in os.listdir(run / "checkpoints"):
+        if name.startswith("ckpt-"):
+            (run / "checkpoints" / name / "state.json").write_text("garbage")
+    config = (run / "config.json").read_text()
+    (run / "config.json").write_text(config + "\n")  # any rewrite would drop this newline
+    with pytest.raises(RunError, match="no intact checkpoint"):
+        _resume(run, iterations=6)
+    assert (run / "config.json").read_text() == config + "\n"
+
+
+def test_resume_below_the_checkpoint_is_refused_and_a_complete_run_does_nothing(reference, tmp_path):
+    run = _copy_run(reference, tmp_path)
+    before = _listing(run)
+    with pytest.raises(RunError, match=r"--iterations=2 is below the iteration of the run's checkpoint \(4\)"):
+        _resume(run, iterations=2)
+    lines = _Lines()
+    last = _resume(run, stream=lines)
+    assert "already complete (4 iterations); nothing to do" in lines.text() and last["iteration"] == 4
+    assert _listing(run) == before
+
+
+def test_evaluation_never_writes_to_checkpoints(reference, tmp_path):
+    run = _copy_run(reference, tmp_path)
+    (run / "checkpoints" / "latest").write_text("ckpt-000002")  # older than the newest complete one
+    before = _listing(run)
+    algo, _, state = load_run(str(run))
+    assert state["iteration"] == 2
+    assert _listing(run) == before
+    # a directory without checkpoints: a clear error, and no checkpoints/ is created
+    shutil.rmtree(run / "checkpoints")
+    with pytest.raises(ValueError, match="has no complete checkpoint"):
+        mame_tf.load(str(run))
+    assert not (run / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("{not json", "config.json is unreadable"),
+    ('{"algorithm": "rl2", "train": {}, "algo": {}}', "unknown algorithm 'rl2'"),
+    ('{"algorithm": "mame", "train": {"meta_batch_size": 0}, "algo": {}}', "--meta_batch_size=0 is invalid"),
+])
+def test_load_rejects_a_bad_config_with_one_line(tmp_path, bad, message):
+    os.makedirs(tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_text(bad)
+    with pytest.raises(ValueError, match=message):
+        mame_tf.load(str(tmp_path / "run"))
+
+
+def test_load_gives_the_trained_algorithm_with_its_configuration(reference):
+    algo = mame_tf.load(str(reference[0]))
+    assert algo.name == "mame" and algo.train_config.horizon == 5 and algo.cfg.latent_dim == 2
+    pre, post, _ = adapt_and_sample(algo, MetaSampler("point_corner", 2, 5, seed=1),
+                                    MetaSampler("point_corner", 2, 5, seed=1).sample_tasks(2), 1)
+    assert np.isfinite(post.mean_return())
+
+
+def test_presets_and_validation_in_the_settings_themselves():
+    assert TrainConfig(env="cheetah_dir").horizon == 200 and TrainConfig(env="cheetah_dir").iterations == 800
+    assert TrainConfig(env="point_corner").horizon == 100
+    with pytest.raises(ValueError, match="--meta_batch_size=0 is invalid: must be a positive number"):
+        TrainConfig(meta_batch_size=0)
+    train, algo = configs("mame", env="cheetah_dir")
+    assert train.horizon == 200 and algo.inner_lr == 5.0
+    with pytest.raises(ValueError, match="unknown setting 'bogus' for mame; valid settings: .*meta_batch_size"):
+        mame_tf.train("mame", bogus=1)
+    with pytest.raises(ValueError, match="env='hopper' is invalid: .*point_corner"):
+        mame_tf.train("mame", env="hopper")
+    with pytest.raises(ValueError, match="valid names: emaml, mame"):
+        mame_tf.train("rl2")
+
+
+@pytest.mark.parametrize("algo, settings, message", [
+    ("mame", {"inner_lr": float("inf")}, "--inner_lr=inf is invalid: must be a finite number"),
+    ("mame", {"init_std": float("inf")}, "--init_std=inf is invalid: must be a finite number"),
+    ("maml_trpo", {"inner_lr": float("nan")}, "--inner_lr=nan is invalid: must be a finite number"),
+    ("promp", {"promp_hidden_sizes": ()}, "--promp_hidden_sizes=(empty) is invalid: must be one or more positive"),
+    ("promp", {"promp_hidden_sizes": (0,)}, "--promp_hidden_sizes=0 is invalid: must be one or more positive"),
+    ("mame", {"hidden_sizes": (8, -1)}, "--hidden_sizes=8,-1 is invalid"),
+])
+def test_hostile_values_are_refused_before_any_work(tmp_path, algo, settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        mame_tf.train(algo, logdir=str(tmp_path / "run"), **settings)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refusal_shows_values_as_flags(reference):
+    with pytest.raises(ValueError) as err:
+        configs("mame", logdir=str(reference[0]), resume=True, hidden_sizes=(16, 16))
+    assert "--hidden_sizes=16,16 differs from the resumed run's 8;" in str(err.value)
+
+
+@pytest.mark.parametrize("where, message", [
+    ("file", "is not a directory"),
+    ("/proc/mame_tf_run", "cannot be created"),
+    ("/proc/self", "is not writable"),
+])
+def test_unusable_logdir_is_refused(tmp_path, where, message):
+    logdir = where
+    if where == "file":
+        logdir = str(tmp_path / "file")
+        (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match=message):
+        train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": logdir}), MAMEConfig(latent_dim=2))
+
+
+class _NaNActions(MAME):
+    """The 3rd adaptation gives a NaN latent vector, so the post-update policy's actions are NaN."""
+    name = "mame"
+
+    def adapt(self, batch, adapted, inner_steps):
+        self.calls = getattr(self, "calls", 0) + 1
+        z = super().adapt(batch, adapted, inner_steps)
+        return z * float("nan") if self.calls == 3 else z
+
+
+def test_non_finite_actions_stop_through_the_non_finite_path(tmp_path):
+    with pytest.raises(NonFiniteError, match=r"the policy's actions are not finite .* at iteration 3; stopping\. "
+                                             r"The last good checkpoint \(ckpt-000002\) is kept"):
+        train_from_configs(_NaNActions, _train(tmp_path), MAMEConfig(latent_dim=2))
+    assert len(_rows(tmp_path / "run" / "progress.csv")) == 2
+
+
+def test_nan_before_any_checkpoint_says_there_is_none(tmp_path):
+    with pytest.raises(NonFiniteError, match="No checkpoint has been written yet"):
+        train_from_configs(_NaNActions, _train(tmp_path, checkpoint_every=100), MAMEConfig(latent_dim=2))
+
+
+def _full_disk():
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_while_saving_a_checkpoint_loses_nothing(reference, tmp_path, monkeypatch):
+    import mame_tf.checkpoint as ckmod
+
+    real_savez = np.savez
+    calls = []
+
+    def savez(fh, **arrays):
+        calls.append(1)
+        if len(calls) == 3:  # the third checkpoint: part of the file is written, then the disk is full
+            fh.write(b"PK\x03\x04 partial")
+            raise _full_disk()
+        return real_savez(fh, **arrays)
+
+    monkeypatch.setattr(ckmod.np, "savez", savez)
+    run = tmp_path / "run"
+    with pytest.raises(StorageError) as err:
+        train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": str(run), "checkpoint_every": 1,
+                                                "keep_checkpoints": 4}), MAMEConfig(latent_dim=2))
+    assert "could not write the checkpoint of iteration 3" in str(err.value)
+    assert "No space left on device" in str(err.value) and "(ckpt-000002) is kept" in str(err.value)
+    assert sorted(os.listdir(run / "checkpoints")) == ["ckpt-000001", "ckpt-000002", "latest"]
+    monkeypatch.setattr(ckmod.np, "savez", real_savez)
+    _resume(run)
+    assert _without_times(_rows(run / "progress.csv")) == _without_times(reference[1])
+
+
+def test_a_full_disk_while_logging_leaves_no_torn_row(reference, tmp_path, monkeypatch):
+    import mame_tf.logger as logmod
+
+    real_write = os.write
+
+    def write(fd, data):
+        if data.startswith(b"3,"):  # the row of iteration 3: half of it fits, then the disk is full
+            real_write(fd, data[: len(data) // 2])
+            raise _full_disk()
+        return real_write(fd, data)
+
+    monkeypatch.setattr(logmod.os, "write", write)
+    run = tmp_path / "run"
+    with pytest.raises(StorageError, match="progress.csv: No space left on device; stopping at iteration 3"):
+        train_from_configs(MAME, TrainConfig(**{**TINY, "logdir": str(run), "checkpoint_every": 1,
+                                                "keep_checkpoints": 4}), MAMEConfig(latent_dim=2))
+    text = (run / "progress.csv").read_text()
+    assert text.endswith("\n") and len(_rows(run / "progress.csv")) == 2
+    monkeypatch.setattr(logmod.os, "write", real_write)
+    _resume(run)
+    assert _without_times(_rows(run / "progress.csv")) == _without_times(reference[1])
