@@ -4,8 +4,13 @@ import csv
 import dataclasses
 import errno
 import os
+import random
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -359,3 +364,113 @@ def test_a_full_disk_while_logging_leaves_no_torn_row(reference, tmp_path, monke
     monkeypatch.setattr(logmod.os, "write", real_write)
     _resume(run)
     assert _without_times(_rows(run / "progress.csv")) == _without_times(reference[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Faults on real launcher processes: SIGTERM, two processes on one directory, SIGKILL.
+# --------------------------------------------------------------------------------------------------
+PROC = dict(TINY, checkpoint_every=7)
+
+
+def _launch(logdir, cwd, *extra, iterations=30):
+    cmd = [sys.executable, os.path.join(ROOT, "launchers", "run_mame.py"), f"--logdir={logdir}",
+           "--env=point_corner", "--meta_batch_size=2", "--episodes_per_task=2", "--horizon=5", "--hidden_sizes=8",
+           "--latent_dim=2", "--wandb_mode=disabled", "--quiet", f"--checkpoint_every={PROC['checkpoint_every']}",
+           f"--iterations={iterations}", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+
+def _wait_for_rows(path, n, proc, timeout=300):
+    """Wait until ``path`` has at least ``n`` rows; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if len(_rows(path)) >= n:
+                return True
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not reach {n} rows")
+
+
+@pytest.fixture(scope="module")
+def reference30(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref30") / "ref"
+    train_from_configs(MAME, TrainConfig(**{**PROC, "iterations": 30, "logdir": str(path)}), MAMEConfig(latent_dim=2))
+    return _rows(path / "progress.csv")
+
+
+def test_sigterm_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path, reference30):
+    rng = random.Random()
+    logdir = tmp_path / "run"
+    progress = logdir / "progress.csv"
+    moments = []
+    for attempt in range(3):
+        proc = _launch(logdir, tmp_path, *(["--resume"] if attempt else []))
+        done = len(_rows(progress)) if progress.exists() else 0
+        if not _wait_for_rows(progress, done + 1, proc):
+            break
+        delay = rng.uniform(0.0, 0.3)
+        moments.append(delay)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+        if proc.returncode == 0:  # it finished before the signal
+            break
+        assert proc.returncode == 143, (moments, err[-2000:])
+        assert "SIGTERM: finishing this iteration, then saving and stopping" in err, moments
+        assert "Interrupted (SIGTERM): saved a checkpoint at iteration" in out, (moments, out)
+        assert "Traceback" not in err
+    proc = _launch(logdir, tmp_path, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert _without_times(_rows(progress)) == _without_times(reference30), moments
+
+
+def test_two_processes_on_one_directory_and_a_killed_one(tmp_path, reference30):
+    logdir = tmp_path / "run"
+    live = _launch(logdir, tmp_path, iterations=100000)
+    try:
+        assert _wait_for_rows(logdir / "progress.csv", 1, live)
+        for extra in ([], ["--resume"]):  # a second run, and a resume while the run is live
+            second = _launch(logdir, tmp_path, *extra, iterations=100000)
+            out, err = second.communicate(timeout=300)
+            assert second.returncode == 2, err[-2000:]
+            assert f"is in use by process {live.pid}" in err and "Traceback" not in err
+            ours = [line for line in err.splitlines() if "--logdir" in line]
+            assert len(ours) == 1 and ours[0].startswith("error: ") and f"process {live.pid}" in ours[0], err
+        live.kill()  # SIGKILL: its lock must not block the resume below
+        live.wait(timeout=60)
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait()
+    latest = logdir / "checkpoints" / "latest"
+    saved = int(latest.read_text().split("-")[1]) if latest.exists() else 0
+    proc = _launch(logdir, tmp_path, "--resume", iterations=saved + 2)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    rows = _rows(logdir / "progress.csv")
+    assert [int(r["iteration"]) for r in rows] == list(range(1, saved + 3))
+    n = min(len(rows), len(reference30))
+    assert _without_times(rows[:n]) == _without_times(reference30[:n])
+    # a new run in the finished directory is refused by the launcher too
+    proc = _launch(logdir, tmp_path, iterations=3)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "already holds a run" in err and "--resume" in err
+    assert len(_rows(logdir / "progress.csv")) == saved + 2
+
+
+def test_evaluate_refuses_bad_input_before_any_work(tmp_path, reference):
+    script = os.path.join(ROOT, "launchers", "evaluate.py")
+    for args, code, says in (
+        (["--seed=-3"], 1, "--seed=-3"),
+        (["--output=/proc/mame_tf_eval.json"], 2, "--output=/proc/mame_tf_eval.json cannot be written"),
+    ):
+        out = subprocess.run([sys.executable, script, f"--logdir={reference[0]}", *args], capture_output=True,
+                             text=True, timeout=300, cwd=tmp_path)
+        assert out.returncode == code, out.stderr[-2000:]
+        assert says in out.stderr and "Traceback" not in out.stderr
+        assert "inner steps" not in out.stdout  # no evaluation was run
