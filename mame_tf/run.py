@@ -34,6 +34,8 @@ import contextlib
 import csv
 import dataclasses
 import errno
+import fcntl
+import json
 import math
 import os
 import signal
@@ -143,8 +145,6 @@ class Run:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise RunError(f"--logdir={path} is not writable: {_reason(err)}") from None
-        import fcntl
-
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -168,7 +168,7 @@ class Run:
     def start(self, algo, sampler, eval_sampler=None) -> None:
         """Restore the last intact checkpoint (on resume), then write ``config.json`` and open the logger."""
         from mame_tf import config as cfgmod
-        from mame_tf.checkpoint import Checkpointer
+        from mame_tf.checkpoint import Checkpointer, atomic_write_text
         from mame_tf.logger import Logger
 
         cfg = self.config
@@ -206,12 +206,8 @@ class Run:
                 except OSError as err:
                     raise StorageError(f"could not tidy {self.checkpointer.directory}: {_reason(err)}") from None
         config_text = cfgmod.dumps(cfg, self.algo_name, self.algo_config)
-        from mame_tf.checkpoint import atomic_write_text
-
         try:
             atomic_write_text(os.path.join(self.logdir, "config.json"), config_text)
-            import json
-
             self.logger = Logger(self.logdir, cfg.iterations, json.loads(config_text), cfg.wandb_mode,
                                  cfg.wandb_project, run_name=os.path.basename(os.path.normpath(self.logdir)),
                                  resume_iteration=self.iteration if cfg.resume else None, quiet=cfg.quiet,

@@ -19,31 +19,7 @@ from mame_tf.launch import algorithm_class, build_configs, train_from_configs
 from mame_tf.mame import MAME, MAMEConfig
 from mame_tf.trainer import NonFiniteError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(env="point_corner", iterations=4, meta_batch_size=2, episodes_per_task=2, horizon=5,
-            wandb_mode="disabled", checkpoint_every=2, quiet=True, hidden_sizes=(8,))
-
-
-def _train(tmp_path, name="run", **kw):
-    return TrainConfig(**{**TINY, "logdir": str(tmp_path / name), **kw})
-
-
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-class _Lines(list):
-    """A text stream that keeps what is written to it."""
-
-    def write(self, text):
-        self.append(text)
-
-    def flush(self):
-        pass
-
-    def text(self):
-        return "".join(self)
+from tiny_runs import ROOT, TINY, Lines as _Lines, rows as _rows, tiny_train as _train  # noqa: E402
 
 
 def _flag_values(algo_cls, argv):

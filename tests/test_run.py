@@ -1,6 +1,5 @@
 """The run's lifecycle under faults: complete checkpoints, exact resume for every algorithm, refusals,
 the run-directory lock, damaged checkpoints, SIGTERM, a full disk, hostile values."""
-import csv
 import dataclasses
 import errno
 import os
@@ -25,18 +24,7 @@ from mame_tf.run import NonFiniteError, Run, RunError, StorageError
 from mame_tf.sampler import MetaSampler
 from mame_tf.trainer import adapt_and_sample
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(env="point_corner", iterations=4, meta_batch_size=2, episodes_per_task=2, horizon=5,
-            wandb_mode="disabled", checkpoint_every=2, quiet=True, hidden_sizes=(8,))
-
-
-def _train(tmp_path, name="run", **kw):
-    return TrainConfig(**{**TINY, "logdir": str(tmp_path / name), **kw})
-
-
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+from tiny_runs import ROOT, TINY, Lines as _Lines, rows as _rows, tiny_train as _train  # noqa: E402
 
 
 def _without_times(rows):
@@ -114,17 +102,6 @@ def _listing(directory):
             st = os.stat(os.path.join(root, name))
             out[os.path.relpath(os.path.join(root, name), directory)] = (st.st_size, st.st_mtime_ns)
     return out
-
-
-class _Lines(list):
-    def write(self, text):
-        self.append(text)
-
-    def flush(self):
-        pass
-
-    def text(self):
-        return "".join(self)
 
 
 def test_a_new_run_in_a_run_directory_is_refused_and_changes_nothing(reference, tmp_path):
