@@ -451,3 +451,25 @@ def test_evaluate_refuses_bad_input_before_any_work(tmp_path, reference):
         assert out.returncode == code, out.stderr[-2000:]
         assert says in out.stderr and "Traceback" not in out.stderr
         assert "inner steps" not in out.stdout  # no evaluation was run
+
+
+def test_python_api_trains_and_loads_with_the_launchers_presets(tmp_path):
+    small = {k: v for k, v in TINY.items() if k != "env"}
+    last = mame_tf.train("mame", env="point_corner", logdir=str(tmp_path / "run"), latent_dim=2,
+                         **{**small, "iterations": 2})
+    assert last["iteration"] == 2 and np.isfinite(last["post_adapt/return"])
+    assert _rows(tmp_path / "run" / "progress.csv")[-1]["iteration"] == "2"
+    algo = mame_tf.load(str(tmp_path / "run"))
+    assert algo.train_config == configs("mame", env="point_corner", logdir=str(tmp_path / "run"), latent_dim=2,
+                                        **{**small, "iterations": 2})[0]
+    # a MuJoCo run directory: load gives the family's presets (horizon 200, MAME's inner_lr 5)
+    train, algo_cfg = configs("mame", env="cheetah_dir", logdir=str(tmp_path / "cheetah"), hidden_sizes=(8,),
+                              latent_dim=2)
+    os.makedirs(tmp_path / "cheetah")
+    from mame_tf import config as cfgmod
+
+    (tmp_path / "cheetah" / "config.json").write_text(cfgmod.dumps(train, "mame", algo_cfg))
+    made = MAME(train, algo_cfg, 20, 6)
+    Checkpointer(str(tmp_path / "cheetah" / "checkpoints"), made.checkpoint_items()).save(0, {"env_steps": 0})
+    loaded = mame_tf.load(str(tmp_path / "cheetah"))
+    assert loaded.train_config.horizon == 200 and loaded.cfg.inner_lr == 5.0
