@@ -5,7 +5,10 @@
 * ``<out>_curves.csv``: per label and iteration, the mean, std, min and max over seeds of each metric
   (up to the shortest run of the label);
 * ``<out>_final.csv``: per run, each metric averaged over its last ``final_window`` iterations;
-* ``<out>.png``: one panel per metric, mean over seeds with a min..max band.
+* ``<out>_runs.csv``: every run's metrics per iteration in the long format of ``mame_tf.plotting``;
+* ``<out>.png``: one panel per metric against environment steps, mean over seeds with a 95% bootstrap
+  band, in the project's figure style (``mame_tf.plotting``; ``benchmarks/plot_results.py`` redraws it
+  from ``<out>_runs.csv`` with other settings and writes the final table with confidence intervals).
 
 Metrics missing from any run (``final_goal_distance`` exists only on the point tasks) are skipped.
 Used by ``benchmarks/plot_results.py`` and ``launchers/compare.py``.
@@ -66,25 +69,10 @@ def aggregate(groups: Mapping[str, Sequence[str]], out: str, metrics: Sequence[s
                 finals.setdefault(label, []).append((name, values))
                 writer.writerow([label, name, int(d["iteration"][-1])] + [f"{values[m]:.4f}" for m in metrics])
 
-    import matplotlib
+    from mame_tf import plotting
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.2), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
-        for label, group in runs.items():
-            n = min(len(d["iteration"]) for _, d in group)
-            vals = np.array([d[m][:n] for _, d in group])
-            seeds = f"{len(group)} seed" + ("s" if len(group) > 1 else "")
-            ax.plot(group[0][1]["iteration"][:n], vals.mean(0), label=f"{label} ({seeds})")
-            ax.fill_between(group[0][1]["iteration"][:n], vals.min(0), vals.max(0), alpha=0.2)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(m)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{title}: mean over seeds, band = min..max" if title else "mean over seeds, band = min..max")
-    fig.tight_layout()
-    fig.savefig(out + ".png", dpi=110)
-    plt.close(fig)
+    pre = [m for m in ("pre_adapt/return",) if m not in metrics and all(m in d for g in runs.values() for _, d in g)]
+    plotting.runs_to_long_csv(groups, out + "_runs.csv", pre + list(metrics))
+    plotting.plot_curves(plotting.load_long_csv(out + "_runs.csv"), metrics, out + ".png", title,
+                         plotting.family_of(title), smooth_window=1)
     return finals
