@@ -15,7 +15,8 @@ short name          gymnasium id                    task param     horizon  obs 
 ``mame_tf.envs.point_corner``). Importing this package registers the ids and installs a MuJoCo warning callback that sends MuJoCo's
 warnings to Python ``logging`` instead of ``MUJOCO_LOG.TXT`` in the working directory
 (``mame_tf._mujoco_log``). Modules: ``tasks`` (task records), ``point_corner``, ``half_cheetah``,
-``ant_dir`` (gymnasium envs and their array-level observation/reward functions), ``mujoco_tasks``
+``ant_dir`` (gymnasium envs and their array-level observation/reward functions; every env renders
+with ``render_mode="rgb_array"``, the MuJoCo ones offscreen, see ``mame_tf.rendering``), ``mujoco_tasks``
 (shared MuJoCo pieces) and ``batched`` (``make_batched_env``: all simulations stepped in one call).
 """
 from __future__ import annotations
@@ -24,9 +25,11 @@ import gymnasium as gym
 import numpy as np
 
 from mame_tf import _mujoco_log
+from mame_tf.rendering import configure_offscreen_gl
 from mame_tf.envs.tasks import DirectionTask, GoalTask, Task, VelocityTask  # noqa: F401
 
 _mujoco_log.install()  # before any model is loaded
+configure_offscreen_gl()  # MUJOCO_GL=egl (or osmesa) on a machine without a screen, unless set
 
 ENV_IDS = {
     "point_corner": "mame_tf/PointCorner-v0",

@@ -70,6 +70,8 @@ class MetaMujocoEnv(MujocoEnv):
 
     def __init__(self, task=None, **kwargs):
         space = gym.spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float64)
+        if kwargs.get("camera_id") is None:
+            kwargs.setdefault("camera_name", "track")  # the model's camera that follows the robot
         MujocoEnv.__init__(self, model_path(self.family), FRAME_SKIP, observation_space=space, **kwargs)
         self._torso = self.model.body("torso").id
         self._task = None

@@ -72,10 +72,16 @@ class PointCornerEnv(gym.Env):
     ``info``: ``position`` ``[2]`` and ``goal_distance`` (Euclidean distance to the task's corner).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
     strict = False
 
-    def __init__(self, task: GoalTask | None = None):
+    def __init__(self, task: GoalTask | None = None, render_mode: str | None = None, render_size: int = 256):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is invalid; valid choices: None, "
+                             + ", ".join(map(repr, self.metadata["render_modes"])))
+        self.render_mode = render_mode
+        self._render_size = int(render_size)
+        self._path: list[np.ndarray] = []
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float64)
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
         self._task = GoalTask(CORNERS[0]) if task is None else task
@@ -102,6 +108,7 @@ class PointCornerEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._pos = self.np_random.uniform(-START_RANGE, START_RANGE, size=2)
+        self._path = [self._pos.copy()]
         return self._pos.copy(), self._info()
 
     def set_state(self, pos: np.ndarray) -> None:
@@ -110,13 +117,26 @@ class PointCornerEnv(gym.Env):
         if pos.shape != (2,):
             raise ValueError(f"position has shape {pos.shape}, expected (2,)")
         self._pos = pos
+        self._path = [pos.copy()]
 
     def get_state(self) -> np.ndarray:
         return self._pos.copy()
 
     def step(self, action):
         self._pos, reward = point_step(self._pos, np.asarray(action, dtype=np.float64), self._task.goal, self.strict)
+        if self.render_mode is not None:
+            self._path.append(self._pos.copy())
         return self._pos.copy(), float(reward), False, False, self._info()
+
+    def render(self):
+        """With ``render_mode="rgb_array"``: the arena as an RGB array ``[size, size, 3]`` (uint8) with the
+        goal's rewarded region, the corners (the goal in red), the start and the path since the reset."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to gym.make")
+            return None
+        from mame_tf.rendering import point_frame
+
+        return point_frame(np.array(self._path or [self._pos]), self._task.goal, self._render_size)
 
 
 class PointCornerStrictEnv(PointCornerEnv):
