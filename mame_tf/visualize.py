@@ -1,0 +1,349 @@
+"""What a trained agent does: trajectory pictures on the point task, videos on the MuJoCo families.
+
+Used by ``launchers/visualize.py``. For a run directory and some of its checkpoints, the agent goes
+through the same exploration → adaptation → exploitation path as in training
+(``mame_tf.trainer.adapt_and_sample``) on fixed tasks:
+
+* point tasks: for each checkpoint, ``visualize/trajectories_iter<N>.png`` — per goal corner, the
+  exploration episodes (MAME's μ_φ; the pre-update policy π_θ of the MAML baselines) and the episodes
+  after adaptation (π_{θ,z′}; π_θ′), with the start, the goal corner and its rewarded region marked —
+  and, over all the checkpoints, ``visualize/sequence.png`` (one row per checkpoint);
+* MuJoCo families: ``visualize/adapted_iter<N>.gif`` — one episode of the adapted policy on each task,
+  rendered offscreen, with the task's target, the step and the return so far written on the frames —
+  and ``visualize/adapted_iter<N>_strip.png``, a few frames of each task side by side.
+
+Checkpoints are read, never written or removed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+
+POINT_FAMILIES = ("point_corner", "point_corner_strict")
+DEFAULT_TASKS = {"point_corner": "0,1,2,3", "point_corner_strict": "0,1,2,3", "cheetah_dir": "1,-1",
+                 "ant_dir": "1,-1", "cheetah_vel": "0.5,1.5"}
+PRE_NAMES = {"mame": ("exploration episodes (μ_φ)", "after adaptation (π_θ,z′)")}
+BASELINE_NAMES = ("pre-update episodes (π_θ)", "post-update episodes (π_θ′)")
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    logdir: str
+    algorithm: str
+    train: object
+    algo_cfg: object
+    checkpoints: dict[int, str]  # iteration -> checkpoint directory, complete ones only
+
+    @property
+    def family(self) -> str:
+        from mame_tf import envs
+
+        return envs.family(self.train.env) or self.train.env
+
+
+def load_run(logdir: str) -> LoadedRun:
+    """The run's configuration and its complete checkpoints (ValueError naming what is missing)."""
+    from mame_tf import config as cfgmod
+    from mame_tf.launch import algorithm_class
+
+    path = os.path.join(logdir, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"--logdir={logdir!r} has no config.json; give a run directory written by a launcher")
+    with open(path) as fh:
+        saved = json.load(fh)
+    cls = algorithm_class(saved["algorithm"])
+    train = cfgmod.from_dict(cfgmod.TrainConfig, saved["train"])
+    algo_cfg = cfgmod.from_dict(cls.config_class, saved["algo"])
+    ckdir = os.path.join(logdir, "checkpoints")
+    found = {}
+    if os.path.isdir(ckdir):
+        for name in os.listdir(ckdir):
+            m = re.fullmatch(r"ckpt-(\d+)", name)
+            if m and os.path.exists(os.path.join(ckdir, name, "state.json")):
+                found[int(m.group(1))] = os.path.join(ckdir, name)
+    if not found:
+        raise ValueError(f"--logdir={logdir!r} has no complete checkpoint in {ckdir}")
+    return LoadedRun(logdir, saved["algorithm"], train, algo_cfg, dict(sorted(found.items())))
+
+
+def select_checkpoints(run: LoadedRun, spec: str) -> list[int]:
+    """``last``, ``all``, a count (``5``: that many spread evenly, the last included) or iterations
+    (``10,150,300``)."""
+    have = list(run.checkpoints)
+    if spec == "last":
+        return have[-1:]
+    if spec == "all":
+        return have
+    if spec.isdigit() and "," not in spec and int(spec) not in run.checkpoints:
+        n = int(spec)
+        if n < 1:
+            raise ValueError(f"--checkpoints={spec!r} is invalid: a count must be positive")
+        idx = np.unique(np.round(np.linspace(0, len(have) - 1, min(n, len(have)))).astype(int))
+        return [have[i] for i in idx]
+    try:
+        wanted = [int(s) for s in spec.split(",")]
+    except ValueError:
+        wanted = None
+    if not wanted:
+        raise ValueError(f"--checkpoints={spec!r} is invalid; give last, all, a count, or iterations such as 10,300")
+    missing = [w for w in wanted if w not in run.checkpoints]
+    if missing:
+        raise ValueError(f"--checkpoints: no complete checkpoint of iteration {', '.join(map(str, missing))}; "
+                         f"the run has {', '.join(map(str, have))}")
+    return wanted
+
+
+def make_tasks(family: str, spec: str) -> list:
+    """Tasks from ``--tasks``: corner indices 0-3 on the point tasks, directions ±1, or target speeds."""
+    from mame_tf.envs.tasks import CORNERS, DirectionTask, GoalTask, VelocityTask
+
+    try:
+        values = [float(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise ValueError(f"--tasks={spec!r} is invalid; give comma-separated numbers")
+    if family in POINT_FAMILIES:
+        if any(v not in (0, 1, 2, 3) for v in values):
+            raise ValueError(f"--tasks={spec!r} is invalid for {family}: corner indices 0, 1, 2, 3 "
+                             f"({', '.join(str(tuple(c)) for c in CORNERS)})")
+        return [GoalTask(np.array(CORNERS[int(v)], dtype=np.float64)) for v in values]
+    if family in ("cheetah_dir", "ant_dir"):
+        if any(v not in (1, -1) for v in values):
+            raise ValueError(f"--tasks={spec!r} is invalid for {family}: directions 1 (forward) and -1 (backward)")
+        return [DirectionTask(float(v)) for v in values]
+    if family == "cheetah_vel":
+        return [VelocityTask(float(v)) for v in values]
+    raise ValueError(f"no visualisation for environment {family!r}")
+
+
+def task_label(task) -> str:
+    if hasattr(task, "goal"):
+        return f"goal ({task.goal[0]:+.0f}, {task.goal[1]:+.0f})"
+    if hasattr(task, "direction"):
+        return "run forward" if task.direction > 0 else "run backward"
+    return f"target speed {task.velocity:.2f}"
+
+
+def build_agent(run: LoadedRun, seed: int, episodes: int):
+    """(algorithm, sampler) for the run's settings; the sampler draws ``episodes`` per task."""
+    from mame_tf.launch import algorithm_class, seed_everything
+    from mame_tf.sampler import MetaSampler
+
+    seed_everything(seed)
+    sampler = MetaSampler(run.train.env, episodes, run.train.horizon, seed=seed)
+    algo = algorithm_class(run.algorithm)(run.train, run.algo_cfg, sampler.obs_dim, sampler.act_dim)
+    return algo, sampler
+
+
+def restore(algo, checkpoint_dir: str) -> dict:
+    """Read a checkpoint into the algorithm's variables (read-only: nothing in the run changes)."""
+    import tensorflow as tf
+
+    tf.train.Checkpoint(**algo.checkpoint_items()).read(
+        os.path.join(checkpoint_dir, "model")).assert_existing_objects_matched()
+    with open(os.path.join(checkpoint_dir, "state.json")) as fh:
+        return json.load(fh)
+
+
+# ------------------------------------------------------------------------------------------------
+# The point task.
+# ------------------------------------------------------------------------------------------------
+def _arena(ax, goal, title: str):
+    from matplotlib.patches import Polygon, Rectangle
+
+    from mame_tf.envs.point_corner import CENTRE_RADIUS_L1, START_RANGE
+    from mame_tf.envs.tasks import CORNERS
+    from mame_tf.rendering import POINT_EXTENT
+
+    e = POINT_EXTENT
+    if goal is not None:
+        gx, gy = np.sign(goal)
+        ax.add_patch(Polygon([(0, 0), (gx * e, 0), (gx * e, gy * e), (0, gy * e)], color="#d6efd6", lw=0))
+    r = CENTRE_RADIUS_L1
+    ax.add_patch(Polygon([(r, 0), (0, r), (-r, 0), (0, -r)], color="#e4e4e4", lw=0))
+    ax.add_patch(Rectangle((-START_RANGE, -START_RANGE), 2 * START_RANGE, 2 * START_RANGE, fill=False,
+                           ec="black", lw=0.8, ls="--"))
+    for c in CORNERS:
+        is_goal = goal is not None and np.allclose(c, goal)
+        ax.plot(*c, marker="*" if is_goal else "s", ms=13 if is_goal else 6, color="#d62728" if is_goal else "0.55",
+                mfc="#d62728" if is_goal else "none", zorder=5)
+    ax.set_xlim(-e, e)
+    ax.set_ylim(-e, e)
+    ax.set_aspect("equal")
+    ax.set_xticks([-2, 0, 2])
+    ax.set_yticks([-2, 0, 2])
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=8.5)
+
+
+def _paths(ax, positions: np.ndarray, starts: np.ndarray, colour: str, n: int):
+    """``positions [E, H, 2]`` after each step, ``starts [E, 2]``: up to ``n`` episodes."""
+    for e in range(min(n, len(positions))):
+        path = np.concatenate([starts[e][None], positions[e]], axis=0)
+        ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.9, alpha=0.75)
+        ax.plot(*path[-1], "o", color=colour, ms=3)
+        ax.plot(*path[0], "o", mfc="white", mec="black", ms=3.5, mew=0.7, zorder=6)
+
+
+def rollout(algo, sampler, tasks, inner_steps: int):
+    from mame_tf.trainer import adapt_and_sample
+
+    pre, post, _ = adapt_and_sample(algo, sampler, tasks, inner_steps)
+    return (pre[0] if pre else None), post
+
+
+def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes: int, seed: int,
+                   outdir: str) -> list[str]:
+    """The trajectory picture of every checkpoint and, for several, the sequence picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mame_tf.plotting import STYLES, display_name
+
+    algo, sampler = build_agent(run, seed, max(episodes, run.train.episodes_per_task))
+    names = PRE_NAMES.get(run.algorithm, BASELINE_NAMES)
+    colour = STYLES.get(run.algorithm, ("", "#d62728"))[1]
+    written, rows = [], []
+    for it in iterations:
+        state = restore(algo, run.checkpoints[it])
+        pre, post = rollout(algo, sampler, tasks, run.train.inner_steps)
+        steps = state.get("env_steps")
+        rows.append((it, steps, pre, post))
+        fig, axes = plt.subplots(2, len(tasks), figsize=(max(2.7 * len(tasks), 5.4), 6.6), squeeze=False)
+        for j, task in enumerate(tasks):
+            for row, batch, col in ((0, pre, "#555555"), (1, post, colour)):
+                ret = batch.episode_returns()[j].mean()
+                dist = float(batch.infos["goal_distance"][j, :, -1].mean())
+                _arena(axes[row, j], task.goal, f"{task_label(task)}\n{names[row]}\nreturn {ret:.2f}, "
+                       f"final distance {dist:.2f}")
+                _paths(axes[row, j], batch.infos["position"][j], batch.obs[j, :, 0], col, episodes)
+        fig.suptitle(f"{display_name(run.algorithm)} on {run.train.env}, iteration {it}"
+                     + (f" ({steps:,} environment steps)" if steps else "")
+                     + f"\n{min(episodes, pre.episodes_per_task)} episodes per panel; ○ start, ★ goal, "
+                       "green: the goal's rewarded region, dashed square: start area", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
+        path = os.path.join(outdir, f"trajectories_iter{it:06d}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    if len(rows) > 1:
+        fig, axes = plt.subplots(len(rows), len(tasks) + 1, figsize=(2.3 * (len(tasks) + 1), 2.45 * len(rows)),
+                                 squeeze=False)
+        for i, (it, steps, pre, post) in enumerate(rows):
+            ax = axes[i, 0]
+            _arena(ax, None, f"iteration {it}: {names[0].split(' (')[0]}")
+            for j in range(len(tasks)):
+                _paths(ax, pre.infos["position"][j], pre.obs[j, :, 0], "#555555", max(1, episodes // len(tasks)))
+            for j, task in enumerate(tasks):
+                ret = post.episode_returns()[j].mean()
+                _arena(axes[i, j + 1], task.goal, f"{task_label(task)}: return {ret:.2f}")
+                _paths(axes[i, j + 1], post.infos["position"][j], post.obs[j, :, 0], colour, episodes)
+        fig.suptitle(f"{display_name(run.algorithm)} on {run.train.env} over training\n{names[0]} (left, "
+                     f"all tasks) and {names[1]} per goal", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        path = os.path.join(outdir, "sequence.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    sampler.close()
+    return written
+
+
+# ------------------------------------------------------------------------------------------------
+# MuJoCo.
+# ------------------------------------------------------------------------------------------------
+def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int, outdir: str,
+                  width: int = 320, height: int = 240, frame_every: int = 2) -> list[str]:
+    """A GIF of the adapted policy on each task (one after the other) and a strip of frames."""
+    import gymnasium as gym
+    import imageio
+
+    from mame_tf import envs
+    from mame_tf.plotting import display_name
+    from mame_tf.rendering import caption
+
+    algo, sampler = build_agent(run, seed, run.train.episodes_per_task)
+    written = []
+    rng = np.random.default_rng(seed)
+    for it in iterations:
+        restore(algo, run.checkpoints[it])
+        adapted, explore_return = None, float("nan")
+        for _ in range(algo.num_exploration_batches(run.train.inner_steps)):  # as in training
+            batch = sampler.sample(tasks, algo.exploration_policy(adapted))
+            explore_return = batch.mean_return()
+            adapted = algo.adapt(batch, adapted, run.train.inner_steps)
+        policy = algo.exploitation_policy(adapted)
+        frames, strips = [], []
+        gym_envs = [envs.make(run.train.env, render_mode="rgb_array", width=width, height=height) for _ in tasks]
+        obs = []
+        for env, task in zip(gym_envs, tasks):
+            env.unwrapped.set_task(task)
+            obs.append(env.reset(seed=int(rng.integers(2**31)))[0])
+        per_task = [[] for _ in tasks]
+        returns = np.zeros(len(tasks))
+        alive = np.ones(len(tasks), bool)
+        for t in range(run.train.horizon):
+            mean, log_std = policy(np.asarray(obs, np.float32)[:, None, :])
+            mean = np.asarray(mean).reshape(len(tasks), -1)
+            std = np.exp(np.broadcast_to(np.asarray(log_std).reshape(-1, mean.shape[-1]), mean.shape))
+            action = mean + std * rng.standard_normal(mean.shape)
+            for j, env in enumerate(gym_envs):
+                if not alive[j]:
+                    continue
+                obs[j], r, terminated, truncated, _ = env.step(action[j])
+                returns[j] += r
+                if t % frame_every == 0 or terminated:
+                    text = (f"{display_name(run.algorithm)}, iteration {it} | {task_label(tasks[j])} | "
+                            f"step {t + 1} | return {returns[j]:.0f}")
+                    per_task[j].append(caption(env.render(), text))
+                alive[j] &= not (terminated or truncated)
+            if not alive.any():
+                break
+        for env in gym_envs:
+            env.close()
+        for j in range(len(tasks)):
+            frames.extend(per_task[j])
+            picks = np.linspace(0, len(per_task[j]) - 1, 4).astype(int)
+            strips.append(np.concatenate([per_task[j][k] for k in picks], axis=1))
+        gif = os.path.join(outdir, f"adapted_iter{it:06d}.gif")
+        imageio.mimsave(gif, frames, duration=1000 * frame_every * _dt(gym_envs[0]), loop=0)
+        strip = os.path.join(outdir, f"adapted_iter{it:06d}_strip.png")
+        imageio.imwrite(strip, np.concatenate(strips, axis=0))
+        written += [gif, strip]
+        print(f"  iteration {it}: " + ", ".join(f"{task_label(t)} return {r:.1f}" for t, r in zip(tasks, returns))
+              + f" (exploration episodes: mean return {explore_return:.1f})", flush=True)
+    sampler.close()
+    return written
+
+
+def _dt(env) -> float:
+    return float(getattr(env.unwrapped, "dt", 0.05))
+
+
+def log_to_wandb(run: LoadedRun, paths: list[str]) -> bool:
+    """Log the pictures and videos to the run's wandb run (same id, resumed); False if wandb is off."""
+    if run.train.wandb_mode == "disabled":
+        return False
+    id_path = os.path.join(run.logdir, "wandb_run_id")
+    if not os.path.exists(id_path):
+        return False
+    import wandb
+
+    with open(id_path) as fh:
+        run_id = fh.read().strip()
+    wb = wandb.init(project=run.train.wandb_project, id=run_id, resume="allow", mode=run.train.wandb_mode,
+                    dir=run.logdir, settings=wandb.Settings(console="off"))
+    media = {}
+    for p in paths:
+        key = "visualize/" + os.path.splitext(os.path.basename(p))[0]
+        media[key] = wandb.Video(p, format="gif") if p.endswith(".gif") else wandb.Image(p)
+    wb.log(media)
+    wb.finish()
+    return True
