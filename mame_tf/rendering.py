@@ -7,12 +7,18 @@ else ``osmesa`` when libOSMesa is. A ``MUJOCO_GL`` set by the user is never chan
 variable when an env first renders, so ``gym.make(..., render_mode="rgb_array").render()`` then works
 on a headless machine without setting anything by hand.
 
+A process that has loaded TensorFlow cannot create Mesa's software OpenGL context (the two bring
+clashing copies of LLVM; the process crashes), so ``render_mujoco_states`` renders recorded simulator
+states in a fresh process that never imports TensorFlow: the visualizer steps the policy in its own
+process and has the frames drawn there.
+
 ``point_frame`` draws the point task as an RGB array (the goal's rewarded region, the four corners,
 the start and the path so far); ``caption`` writes a line of text onto a frame.
 """
 from __future__ import annotations
 
 import ctypes.util
+import multiprocessing
 import os
 import sys
 
@@ -91,3 +97,26 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
     draw.rectangle([0, 0, box[2] + 4, box[3] + 3], fill=(255, 255, 255))
     draw.text((4, 3), text, fill=(0, 0, 0))
     return np.asarray(img, dtype=np.uint8)
+
+
+def render_mujoco_states(env: str, task, qpos: np.ndarray, qvel: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``[N, height, width, 3]`` frames of the states ``qpos [N, nq]``, ``qvel [N, nv]`` of ``env``'s model
+    (a MuJoCo family's short name or id) on ``task``, drawn by its tracking camera in a fresh process."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_render_states, (env, task, np.asarray(qpos), np.asarray(qvel), width, height))
+
+
+def _render_states(env, task, qpos, qvel, width, height):
+    from mame_tf import envs
+
+    sim = envs.make(env, render_mode="rgb_array", width=width, height=height)
+    try:
+        sim.unwrapped.set_task(task)
+        sim.reset(seed=0)
+        frames = []
+        for q, v in zip(qpos, qvel):
+            sim.unwrapped.set_state(q, v)
+            frames.append(sim.render())
+        return np.stack(frames)
+    finally:
+        sim.close()

@@ -262,12 +262,11 @@ def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes:
 def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int, outdir: str,
                   width: int = 320, height: int = 240, frame_every: int = 2) -> list[str]:
     """A GIF of the adapted policy on each task (one after the other) and a strip of frames."""
-    import gymnasium as gym
     import imageio
 
     from mame_tf import envs
     from mame_tf.plotting import display_name
-    from mame_tf.rendering import caption
+    from mame_tf.rendering import caption, render_mujoco_states
 
     algo, sampler = build_agent(run, seed, run.train.episodes_per_task)
     written = []
@@ -280,13 +279,13 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
             explore_return = batch.mean_return()
             adapted = algo.adapt(batch, adapted, run.train.inner_steps)
         policy = algo.exploitation_policy(adapted)
-        frames, strips = [], []
-        gym_envs = [envs.make(run.train.env, render_mode="rgb_array", width=width, height=height) for _ in tasks]
-        obs = []
-        for env, task in zip(gym_envs, tasks):
-            env.unwrapped.set_task(task)
-            obs.append(env.reset(seed=int(rng.integers(2**31)))[0])
-        per_task = [[] for _ in tasks]
+        # step the adapted policy here, record the simulator states, render them in a TF-free process
+        sims = [envs.make(run.train.env) for _ in tasks]
+        obs, states = [], [[] for _ in tasks]
+        for sim, task, rec in zip(sims, tasks, states):
+            sim.unwrapped.set_task(task)
+            obs.append(sim.reset(seed=int(rng.integers(2**31)))[0])
+            rec.append((sim.unwrapped.data.qpos.copy(), sim.unwrapped.data.qvel.copy(), 0.0))
         returns = np.zeros(len(tasks))
         alive = np.ones(len(tasks), bool)
         for t in range(run.train.horizon):
@@ -294,26 +293,32 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
             mean = np.asarray(mean).reshape(len(tasks), -1)
             std = np.exp(np.broadcast_to(np.asarray(log_std).reshape(-1, mean.shape[-1]), mean.shape))
             action = mean + std * rng.standard_normal(mean.shape)
-            for j, env in enumerate(gym_envs):
+            for j, sim in enumerate(sims):
                 if not alive[j]:
                     continue
-                obs[j], r, terminated, truncated, _ = env.step(action[j])
+                obs[j], r, terminated, truncated, _ = sim.step(action[j])
                 returns[j] += r
-                if t % frame_every == 0 or terminated:
-                    text = (f"{display_name(run.algorithm)}, iteration {it} | {task_label(tasks[j])} | "
-                            f"step {t + 1} | return {returns[j]:.0f}")
-                    per_task[j].append(caption(env.render(), text))
+                states[j].append((sim.unwrapped.data.qpos.copy(), sim.unwrapped.data.qvel.copy(), returns[j]))
                 alive[j] &= not (terminated or truncated)
             if not alive.any():
                 break
-        for env in gym_envs:
-            env.close()
-        for j in range(len(tasks)):
-            frames.extend(per_task[j])
-            picks = np.linspace(0, len(per_task[j]) - 1, 4).astype(int)
-            strips.append(np.concatenate([per_task[j][k] for k in picks], axis=1))
+        dt = _dt(sims[0])
+        for sim in sims:
+            sim.close()
+        frames, strips = [], []
+        for j, task in enumerate(tasks):
+            keep = list(range(0, len(states[j]), frame_every))
+            if keep[-1] != len(states[j]) - 1:
+                keep.append(len(states[j]) - 1)
+            raw = render_mujoco_states(run.train.env, task, np.array([states[j][k][0] for k in keep]),
+                                       np.array([states[j][k][1] for k in keep]), width, height)
+            shown = [caption(f, f"{display_name(run.algorithm)}, iter {it} | {task_label(task)} | step {k} | "
+                             f"return {states[j][k][2]:.0f}") for f, k in zip(raw, keep)]
+            frames.extend(shown)
+            picks = np.linspace(0, len(shown) - 1, 4).astype(int)
+            strips.append(np.concatenate([shown[k] for k in picks], axis=1))
         gif = os.path.join(outdir, f"adapted_iter{it:06d}.gif")
-        imageio.mimsave(gif, frames, duration=1000 * frame_every * _dt(gym_envs[0]), loop=0)
+        imageio.mimsave(gif, frames, duration=1000 * frame_every * dt, loop=0)
         strip = os.path.join(outdir, f"adapted_iter{it:06d}_strip.png")
         imageio.imwrite(strip, np.concatenate(strips, axis=0))
         written += [gif, strip]
