@@ -8,8 +8,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from baselines.emaml import EMAML  # noqa: E402
 from mame_tf.launch import run_main  # noqa: E402
+from baselines.emaml import EMAML  # noqa: E402
 
 if __name__ == "__main__":
     run_main(EMAML)

@@ -8,8 +8,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from baselines.maml_trpo import MAMLTRPO  # noqa: E402
 from mame_tf.launch import run_main  # noqa: E402
+from baselines.maml_trpo import MAMLTRPO  # noqa: E402
 
 if __name__ == "__main__":
     run_main(MAMLTRPO)

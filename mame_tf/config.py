@@ -65,6 +65,7 @@ class TrainConfig:
     eager: bool = field(False, "Run the update steps eagerly instead of compiling them (debugging).")
     nthread: int = field(0, "Simulation threads (0: all cores).", min=0)
     quiet: bool = field(False, "Print no per-iteration progress lines.")
+    tensorboard: bool = field(False, "Also write TensorBoard event files (tf.summary) into <logdir>/tensorboard.")
 
     def __post_init__(self) -> None:
         """Settings left unset (None) take the task family's preset; then every field is validated."""
@@ -86,9 +87,11 @@ def _base_type(tp):
     return tp
 
 
-def define_flags(cls, flag_values=flags.FLAGS, prefix: str = "", defaults: dict | None = None) -> None:
-    """Define one absl flag per field of the dataclass ``cls``."""
+def define_flags(cls, flag_values=flags.FLAGS, prefix: str = "", defaults: dict | None = None,
+                 module_name: str | None = None) -> None:
+    """Define one absl flag per field of the dataclass ``cls`` (listed under ``module_name`` in --help)."""
     hints = typing.get_type_hints(cls)
+    where = {"module_name": module_name} if module_name else {}
     for f in dataclasses.fields(cls):
         name = _flag_name(prefix, f.name)
         if name in flag_values:
@@ -98,17 +101,17 @@ def define_flags(cls, flag_values=flags.FLAGS, prefix: str = "", defaults: dict 
         tp = _base_type(hints[f.name])
         choices = f.metadata.get("choices")
         if choices:
-            flags.DEFINE_enum(name, default, list(choices), help_text, flag_values=flag_values)
+            flags.DEFINE_enum(name, default, list(choices), help_text, flag_values=flag_values, **where)
         elif tp is bool:
-            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values, **where)
         elif tp is int:
-            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values, **where)
         elif tp is float:
-            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+            flags.DEFINE_float(name, default, help_text, flag_values=flag_values, **where)
         elif tp in (tuple, list) or typing.get_origin(tp) in (tuple, list):
-            flags.DEFINE_list(name, [str(v) for v in default], help_text, flag_values=flag_values)
+            flags.DEFINE_list(name, [str(v) for v in default], help_text, flag_values=flag_values, **where)
         else:
-            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+            flags.DEFINE_string(name, default, help_text, flag_values=flag_values, **where)
 
 
 def _coerce(cls, name: str, value):

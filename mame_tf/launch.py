@@ -18,8 +18,12 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from mame_tf import config as cfgmod
-from mame_tf.config import ENV_PRESETS, TrainConfig
+from mame_tf.quiet import import_tensorflow
+
+import_tensorflow()  # before any module of ours imports it, so its start-up lines stay off the console
+
+from mame_tf import config as cfgmod  # noqa: E402
+from mame_tf.config import ENV_PRESETS, TrainConfig  # noqa: E402
 
 ALGORITHMS: dict[str, str] = {
     "mame": "mame_tf.mame:MAME",
@@ -29,7 +33,8 @@ ALGORITHMS: dict[str, str] = {
     "emaml": "baselines.emaml:EMAML",
 }
 # Flags that may differ from the saved configuration when resuming.
-RESUME_OVERRIDABLE = ("resume", "iterations", "logdir", "wandb_mode", "quiet", "eager", "nthread", "eval_every")
+RESUME_OVERRIDABLE = ("resume", "iterations", "logdir", "wandb_mode", "quiet", "eager", "nthread", "eval_every",
+                      "tensorboard")
 
 
 def algorithm_class(name: str):
@@ -117,24 +122,37 @@ def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> d
     :class:`mame_tf.run.NonFiniteError`, :class:`mame_tf.run.StorageError` and
     :class:`mame_tf.run.Interrupted` (see ``mame_tf.run``).
     """
+    from mame_tf.results import load_progress_rows
     from mame_tf.run import Run
+    from mame_tf.runinfo import summary_line, write_provenance
     from mame_tf.trainer import train as train_loop
 
     with Run(train, algo_cls.name, algo_cfg, stream=stream) as run:
+        write_provenance(run.logdir)
         sampler, eval_sampler, algo = build(algo_cls, run.config, algo_cfg)
         try:
             run.start(algo, sampler, eval_sampler)
-            return train_loop(algo, sampler, run, eval_sampler)
+            last = train_loop(algo, sampler, run, eval_sampler)
         finally:
             sampler.close()
             if eval_sampler is not None:
                 eval_sampler.close()
+        run.say(summary_line(algo_cls.name, run.config.env, run.logdir,
+                             load_progress_rows(os.path.join(run.logdir, "progress.csv"))))
+        return last
 
 
 def run_main(algo_cls) -> None:
     """Entry point of a launcher script for ``algo_cls``."""
-    cfgmod.define_flags(TrainConfig)
-    cfgmod.define_flags(algo_cls.config_class)
+    # defined as the launcher's own: --help lists only them, --helpfull lists them first (then absl's
+    # and TensorFlow's); the usage text ends with the per-family presets
+    cfgmod.define_flags(TrainConfig, module_name=sys.argv[0])
+    cfgmod.define_flags(algo_cls.config_class, module_name=sys.argv[0])
+    from mame_tf.runinfo import preset_help
+
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and "Per-family presets" not in (main_module.__doc__ or ""):
+        main_module.__doc__ = (main_module.__doc__ or "").rstrip() + "\n\n" + preset_help(algo_cls) + "\n"
 
     def main(argv):
         absl_logging.set_verbosity(absl_logging.WARNING)

@@ -8,11 +8,13 @@ run.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import errno
 import io
 import math
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -23,7 +25,7 @@ REQUIRED = ("iteration", "env_steps", "pre_adapt/return", "post_adapt/return", "
 class Logger:
     def __init__(self, logdir: str, total_iterations: int, config: dict, wandb_mode: str = "offline",
                  wandb_project: str = "mame-tf", run_name: str | None = None, resume_iteration: int | None = None,
-                 quiet: bool = False, stream=None):
+                 quiet: bool = False, stream=None, tensorboard_dir: str | None = None):
         self.logdir = logdir
         self.total = total_iterations
         self.quiet = quiet
@@ -32,6 +34,7 @@ class Logger:
         self._columns: list[str] | None = None
         self._start = time.time()
         self._first_iteration: int | None = None
+        self._recent = collections.deque(maxlen=10)  # seconds of the last iterations, for the ETA
         if resume_iteration is not None and os.path.exists(self.csv_path):
             self._truncate(resume_iteration)
         elif os.path.exists(self.csv_path):
@@ -39,6 +42,11 @@ class Logger:
         self._wandb = None
         if wandb_mode != "disabled":
             self._wandb = self._init_wandb(wandb_mode, wandb_project, run_name, config, resume_iteration is not None)
+        self._tb = None
+        if tensorboard_dir:
+            from mame_tf.runinfo import TensorBoardWriter
+
+            self._tb = TensorBoardWriter(tensorboard_dir)
 
     def _truncate(self, iteration: int) -> None:
         with open(self.csv_path, newline="") as fh:
@@ -114,36 +122,56 @@ class Logger:
             os.close(fd)
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in row.items() if k != "iteration"}, step=int(row["iteration"]))
+        if self._tb is not None:
+            self._tb.write(row)
         if not self.quiet:
             self._console(row)
 
     def _console(self, row: dict) -> None:
         it = int(row["iteration"])
-        if self._first_iteration is None:  # the rate counts this process's iterations only (not a resumed run's past)
-            self._first_iteration = it - 1
-            self._start = time.time() - row.get("time/iteration", 0.0)
-        done = it - self._first_iteration
-        elapsed = time.time() - self._start
-        eta = elapsed / max(done, 1) * (self.total - it)
-        print(
-            f"[{it:>{len(str(self.total))}}/{self.total}] pre {row['pre_adapt/return']:9.3f}  "
-            f"post {row['post_adapt/return']:9.3f}  steps {int(row['env_steps']):>11,}  "
-            f"sample {row['time/sampling']:6.2f}s  update {row['time/update']:6.2f}s  "
-            f"ETA {_hms(eta)}",
-            file=self.stream, flush=True,
-        )
+        first = self._first_iteration is None
+        if first:
+            self._first_iteration = it
+        elif "time/iteration" in row:  # the first iteration of a process also compiles: not in the ETA
+            self._recent.append(float(row["time/iteration"]))
+        eta = statistics.median(self._recent) * (self.total - it) if self._recent else math.nan
+        print(progress_line(row, self.total, eta), file=self.stream, flush=True)
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def close(self) -> None:
+    def close(self, exit_code: int = 0) -> None:
+        """Close the sinks; a non-zero ``exit_code`` (130: Ctrl-C, 143: SIGTERM) is recorded in wandb."""
         if self._wandb is not None:
-            self._wandb.finish()
+            if exit_code:
+                self._wandb.summary["exit_code"] = exit_code
+                self._wandb.summary["status"] = "interrupted" if exit_code in (130, 143) else "failed"
+            self._wandb.finish(exit_code=exit_code)
             self._wandb = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def progress_line(row: dict, total: int, eta: float) -> str:
+    """One iteration on one line: at most 100 columns up to 9,999 iterations, returns of ±99,999,
+    a billion steps, phases under 999 s and an ETA under 100 hours."""
+    width = len(str(total))
+    return (f"[{int(row['iteration']):>{width}}/{total}] pre {_num(row['pre_adapt/return'])} "
+            f"post {_num(row['post_adapt/return'])} steps {int(row['env_steps']):>11,} "
+            f"sample {_sec(row['time/sampling'])}s update {_sec(row['time/update'])}s ETA {_hms(eta)}")
+
+
+def _sec(t: float) -> str:
+    return f"{t:5.2f}" if t < 10 else f"{t:5.1f}"
+
+
+def _num(x: float) -> str:
+    return f"{x:9.3f}" if abs(x) < 1e5 else f"{x:9.0f}"
 
 
 def _hms(seconds: float) -> str:
     if not math.isfinite(seconds):
-        return "?"
+        return "-:--:--"
     s = int(seconds)
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -24,10 +24,17 @@ import numpy as np
 DEFAULT_METRICS = ("post_adapt/return", "post_adapt/final_goal_distance")
 
 
+def load_progress_rows(path: str) -> list[dict[str, str]]:
+    """The rows of a ``progress.csv`` (empty if it does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def load_progress(run_dir: str) -> dict[str, np.ndarray]:
     """The columns of ``run_dir/progress.csv`` as float arrays (empty dict if it has no rows)."""
-    with open(os.path.join(run_dir, "progress.csv"), newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = load_progress_rows(os.path.join(run_dir, "progress.csv"))
     if not rows:
         return {}
     return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}

@@ -211,7 +211,8 @@ class Run:
             self.logger = Logger(self.logdir, cfg.iterations, json.loads(config_text), cfg.wandb_mode,
                                  cfg.wandb_project, run_name=os.path.basename(os.path.normpath(self.logdir)),
                                  resume_iteration=self.iteration if cfg.resume else None, quiet=cfg.quiet,
-                                 stream=self.stream)
+                                 stream=self.stream, tensorboard_dir=os.path.join(self.logdir, "tensorboard")
+                                 if cfg.tensorboard else None)
         except OSError as err:
             raise StorageError(f"could not write to {self.logdir}: {_reason(err)}") from None
         self._rewind = sampler.get_state()
@@ -311,6 +312,9 @@ class Run:
 
     # -- closing -----------------------------------------------------------------------------------
     def __exit__(self, exc_type, exc, tb) -> bool:
+        exit_code = 0 if exc_type is None else 1  # recorded in wandb: 130 Ctrl-C, 143 SIGTERM
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            exit_code = 128 + int(self._stop_signal or signal.SIGINT)
         try:
             if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
                 self._finish_interrupted()
@@ -320,7 +324,7 @@ class Run:
         finally:
             self._restore_guard()
             if self.logger is not None:
-                self.logger.close()
+                self.logger.close(exit_code)
                 self.logger = None
             self._release_lock()
 
