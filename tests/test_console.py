@@ -107,3 +107,31 @@ def test_helpfull_lists_the_project_flags_first_with_the_presets():
     project = text.split(first_module, 1)[1].split("\nabsl.", 1)[0]
     assert "--clip_eps" in project and "--meta_batch_size" in project
     assert not [s for s in STARTUP if s in out.stderr]
+
+
+def test_evaluate_defaults_to_the_training_inner_steps_and_keeps_earlier_results(tmp_path):
+    from baselines.maml_vpg import MAMLVPG, MAMLVPGConfig
+
+    logdir = tmp_path / "run"
+    train = TrainConfig(env="point_corner", iterations=2, meta_batch_size=2, episodes_per_task=2, horizon=5,
+                        wandb_mode="disabled", quiet=True, hidden_sizes=(8,), logdir=str(logdir), checkpoint_every=2)
+    train_from_configs(MAMLVPG, train, MAMLVPGConfig())
+    evaluate = os.path.join(ROOT, "launchers", "evaluate.py")
+    first = subprocess.run([sys.executable, evaluate, f"--logdir={logdir}", "--eval_tasks=3"],
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "trained with 1 inner step;" in first.stdout
+    assert "k=0, pre-update policy π_θ" in first.stdout and "k=1 inner steps (as trained)" in first.stdout
+    default = logdir / "eval" / "iter000002-k1-tasks3-eps2-seed12345.json"
+    result = json.loads(default.read_text())
+    assert sorted(result["steps"]) == ["0", "1"] and result["training_inner_steps"] == 1
+    row = result["steps"]["1"]
+    assert row["eval/post_adapt/return_ci95_low"] <= row["eval/post_adapt/return"] <= \
+        row["eval/post_adapt/return_ci95_high"]
+    assert len(result["post_adapt_return_per_task"]["1"]) == 3
+    second = subprocess.run([sys.executable, evaluate, f"--logdir={logdir}", "--eval_tasks=3", "--inner_steps=2"],
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads(default.read_text()) == result  # the earlier evaluation is kept
+    assert (logdir / "eval" / "iter000002-k2-tasks3-eps2-seed12345.json").exists()
+    assert not [s for s in STARTUP if s in first.stderr + second.stderr]

@@ -329,7 +329,7 @@ def test_evaluate_meta_tests_a_trained_run(tmp_path):
                           f"--logdir={tmp_path / 'run'}", "--inner_steps=2", "--eval_tasks=3"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    result = json.loads((tmp_path / "run" / "eval" / "iter000002-k2-tasks3-eps2-seed12345.json").read_text())
     assert result["checkpoint_iteration"] == 2 and sorted(result["steps"]) == ["0", "1", "2"]
     assert all(np.isfinite(v) for row in result["steps"].values() for v in row.values())
 
