@@ -10,6 +10,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from mame_tf import envs  # noqa: F401  (registers the environments)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from mame_tf.api import load, train  # noqa: E402,F401

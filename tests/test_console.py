@@ -135,3 +135,10 @@ def test_evaluate_defaults_to_the_training_inner_steps_and_keeps_earlier_results
     assert json.loads(default.read_text()) == result  # the earlier evaluation is kept
     assert (logdir / "eval" / "iter000002-k2-tasks3-eps2-seed12345.json").exists()
     assert not [s for s in STARTUP if s in first.stderr + second.stderr]
+
+
+def test_console_command_runs_its_launcher(tmp_path):
+    code = "import sys; sys.argv = ['mame-tf-visualize', '--logdir=%s']; from mame_tf.cli import visualize; visualize()"
+    out = subprocess.run([sys.executable, "-c", code % tmp_path], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2 and f"error: --logdir={str(tmp_path)!r} has no config.json" in out.stderr
