@@ -211,12 +211,14 @@ def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes:
     names = PRE_NAMES.get(run.algorithm, BASELINE_NAMES)
     colour = STYLES.get(run.algorithm, ("", "#d62728"))[1]
     written, rows = [], []
+    fresh = sampler.get_state()
     for it in iterations:
+        sampler.set_state(fresh)  # each checkpoint's episodes do not depend on which others are drawn
         state = restore(algo, run.checkpoints[it])
         pre, post = rollout(algo, sampler, tasks, run.train.inner_steps)
         steps = state.get("env_steps")
         rows.append((it, steps, pre, post))
-        fig, axes = plt.subplots(2, len(tasks), figsize=(max(2.7 * len(tasks), 5.4), 6.6), squeeze=False)
+        fig, axes = plt.subplots(2, len(tasks), figsize=(max(2.7 * len(tasks), 5.4), 7.2), squeeze=False)
         for j, task in enumerate(tasks):
             for row, batch, col in ((0, pre, "#555555"), (1, post, colour)):
                 ret = batch.episode_returns()[j].mean()
@@ -228,7 +230,7 @@ def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes:
                      + (f" ({steps:,} environment steps)" if steps else "")
                      + f"\n{min(episodes, pre.episodes_per_task)} episodes per panel; ○ start, ★ goal, "
                        "green: the goal's rewarded region, dashed square: start area", fontsize=9)
-        fig.tight_layout(rect=(0, 0, 1, 0.94))
+        fig.tight_layout(rect=(0, 0, 1, 0.94), h_pad=2.0)
         path = os.path.join(outdir, f"trajectories_iter{it:06d}.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -270,8 +272,10 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
 
     algo, sampler = build_agent(run, seed, run.train.episodes_per_task)
     written = []
-    rng = np.random.default_rng(seed)
+    fresh = sampler.get_state()
     for it in iterations:
+        sampler.set_state(fresh)
+        rng = np.random.default_rng(seed)
         restore(algo, run.checkpoints[it])
         adapted, explore_return = None, float("nan")
         for _ in range(algo.num_exploration_batches(run.train.inner_steps)):  # as in training
@@ -312,7 +316,7 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
                 keep.append(len(states[j]) - 1)
             raw = render_mujoco_states(run.train.env, task, np.array([states[j][k][0] for k in keep]),
                                        np.array([states[j][k][1] for k in keep]), width, height)
-            shown = [caption(f, f"{display_name(run.algorithm)}, iter {it} | {task_label(task)} | step {k} | "
+            shown = [caption(f, f"{display_name(run.algorithm)}, iteration {it}\n{task_label(task)} | step {k} | "
                              f"return {states[j][k][2]:.0f}") for f, k in zip(raw, keep)]
             frames.extend(shown)
             picks = np.linspace(0, len(shown) - 1, 4).astype(int)
