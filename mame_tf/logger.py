@@ -129,12 +129,13 @@ class Logger:
 
     def _console(self, row: dict) -> None:
         it = int(row["iteration"])
-        first = self._first_iteration is None
-        if first:
-            self._first_iteration = it
-        elif "time/iteration" in row:  # the first iteration of a process also compiles: not in the ETA
-            self._recent.append(float(row["time/iteration"]))
-        eta = statistics.median(self._recent) * (self.total - it) if self._recent else math.nan
+        seconds = float(row.get("time/iteration", math.nan))
+        if self._first_iteration is None:  # the first iteration of a process also compiles: it counts
+            self._first_iteration, self._first_seconds = it, seconds  # only until there are others
+        else:
+            self._recent.append(seconds)
+        per_iteration = statistics.median(self._recent) if self._recent else self._first_seconds
+        eta = per_iteration * (self.total - it)
         print(progress_line(row, self.total, eta), file=self.stream, flush=True)
 
     def message(self, text: str) -> None:

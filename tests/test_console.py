@@ -56,7 +56,8 @@ def test_eta_follows_recent_iterations(tmp_path):
                     "time/sampling": 0.1, "time/update": 0.1, "time/iteration": seconds})
     logger.close()
     printed = lines.text().splitlines()
-    assert printed[0].endswith("ETA -:--:--")
+    assert printed[0].endswith("ETA 16:30:00")  # all it knows at first: 99 iterations at 600 s
+    assert printed[1].endswith("ETA 0:01:38")  # then the compiling iteration no longer counts
     assert printed[2].endswith("ETA 0:01:37")  # 97 iterations left at 1 s, not at (600 + 2) / 3 s
 
 
