@@ -58,10 +58,14 @@ def main(argv):
     os.makedirs(outdir, exist_ok=True)
     print(f"{run.algorithm} on {run.train.env}: checkpoints of iterations {', '.join(map(str, iterations))}; "
           f"tasks: {', '.join(vis.task_label(t) for t in tasks)}", flush=True)
-    if point:
-        written = vis.point_pictures(run, iterations, tasks, FLAGS.episodes, FLAGS.seed, outdir)
-    else:
-        written = vis.mujoco_videos(run, iterations, tasks, FLAGS.seed, outdir, FLAGS.width, FLAGS.height)
+    try:
+        if point:
+            written = vis.point_pictures(run, iterations, tasks, FLAGS.episodes, FLAGS.seed, outdir)
+        else:
+            written = vis.mujoco_videos(run, iterations, tasks, FLAGS.seed, outdir, FLAGS.width, FLAGS.height)
+    except ValueError as err:  # e.g. a damaged checkpoint
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     if FLAGS.wandb and vis.log_to_wandb(run, written):

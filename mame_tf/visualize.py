@@ -142,12 +142,16 @@ def build_agent(run: LoadedRun, seed: int, episodes: int):
 
 def restore(algo, checkpoint_dir: str) -> dict:
     """Read a checkpoint into the algorithm's variables (read-only: nothing in the run changes)."""
-    import tensorflow as tf
+    from mame_tf.checkpoint import CheckpointError, read_checkpoint
 
-    tf.train.Checkpoint(**algo.checkpoint_items()).read(
-        os.path.join(checkpoint_dir, "model")).assert_existing_objects_matched()
-    with open(os.path.join(checkpoint_dir, "state.json")) as fh:
-        return json.load(fh)
+    variables = algo.checkpoint_items()
+    try:
+        arrays, state = read_checkpoint(checkpoint_dir, variables)
+    except CheckpointError as err:
+        raise ValueError(f"checkpoint {checkpoint_dir} cannot be read: {err}") from None
+    for name, var in variables.items():
+        var.assign(arrays[name])
+    return state
 
 
 # ------------------------------------------------------------------------------------------------
