@@ -128,10 +128,11 @@ def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> d
     from mame_tf.trainer import train as train_loop
 
     with Run(train, algo_cls.name, algo_cfg, stream=stream) as run:
-        write_provenance(run.logdir)
         sampler, eval_sampler, algo = build(algo_cls, run.config, algo_cfg)
         try:
             run.start(algo, sampler, eval_sampler)
+            if run.iteration < run.config.iterations:  # a run that trains: record who started it, how
+                write_provenance(run.logdir)
             last = train_loop(algo, sampler, run, eval_sampler)
         finally:
             sampler.close()

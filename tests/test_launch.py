@@ -225,7 +225,7 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, reference_r
     with pytest.raises(KeyboardInterrupt):
         train_from_configs(algo_cls, train, MAMEConfig(latent_dim=2), stream=lines)
     assert says in lines.text()
-    assert f"continue with --resume --logdir={train.logdir}\n" in lines.text()  # the actual directory
+    assert f"ontinue with --resume --logdir={train.logdir}\n" in lines.text()  # the actual directory
     ck = tmp_path / "int" / "checkpoints"
     assert sorted(d for d in os.listdir(ck) if d.startswith("ckpt-"))[-1] == saved
     assert signal.getsignal(signal.SIGINT) is handler_before  # the trainer's handler is removed
