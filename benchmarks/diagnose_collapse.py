@@ -10,7 +10,10 @@
 
 A run label is ``<variant>_s<seed>``. The figure has one panel per quantity against the iteration,
 one colour per run, smoothed with a centred running mean over ``--smooth`` iterations (stated in the
-figure's title); the raw values are in the CSV.
+figure's title); the raw values are in the CSV. The plot step also prints a Markdown table per run:
+iterations, the first/best/final 50-iteration window means of the post-update return and the
+stability criterion (``mame_tf.stability``), and means over the final window of ‖z′ − z‖ (max over
+tasks), M's error at z and at z′, and the fraction of post-update action means outside the bounds.
 """
 from __future__ import annotations
 
@@ -115,11 +118,38 @@ def plot(path: str, out: str, window: int) -> None:
     print(f"wrote {out}")
 
 
+def table(path: str, window: int = 50) -> str:
+    """The per-run Markdown table described in the module docstring."""
+    from mame_tf.stability import is_stable, window_means
+
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    runs: dict[tuple[str, int], list[dict]] = {}
+    for row in rows:
+        runs.setdefault((row["variant"], int(row["seed"])), []).append(row)
+    lines = ["| run | iterations | first | best | final | stable | ‖z′−z‖ max | M error at z | at z′ | "
+             "action means out of bounds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for (variant, seed), run in sorted(runs.items()):
+        col = lambda key: np.array([float(r[key]) for r in run])  # noqa: E731
+        ret, last = col("post_adapt/return"), slice(-window, None)
+        if len(ret) >= window:
+            first, best, final = window_means(ret, window)
+            cells = f"{first:.0f} | {best:.0f} | {final:.0f} | {'yes' if is_stable(ret, window) else 'no'}"
+        else:
+            cells = "– | – | – | (too short)"
+        lines.append(
+            f"| {variant} seed {seed} | {len(ret)} | {cells} | {col('diag/z_shift_max')[last].mean():.1f} | "
+            f"{col('diag/inner_error_pre_mean')[last].mean():.1f} | {col('diag/inner_error_post_mean')[last].mean():.1f} | "
+            f"{col('diag/post_mean_out_of_bounds')[last].mean():.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
     if FLAGS.collect:
         collect(FLAGS.runs, FLAGS.csv)
     plot(FLAGS.csv, FLAGS.out or os.path.splitext(FLAGS.csv)[0] + ".png", FLAGS.smooth)
+    print(table(FLAGS.csv))
 
 
 if __name__ == "__main__":
