@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "imageio>=2.30,<3",
     "pillow>=10",
     "threadpoolctl>=3.1,<4",
+    "ray>=2.60,<3",  # launchers/compare.py: runs on an embedded local instance or a cluster
 ]
 
 EXTRAS = {

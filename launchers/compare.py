@@ -1,142 +1,81 @@
-"""Comparison runs: several algorithms (or MAME's ablations) × seeds on one task family, then the plot.
+"""Comparisons and sweeps: algorithms (or MAME's ablations) × grid combinations × seeds, run on Ray.
 
     python launchers/compare.py --env=point_corner_strict                 # paper Fig. 2: 5 algorithms x 3 seeds
     python launchers/compare.py --env=point_corner_strict --ablations     # paper Fig. 3: MAME and its 4 ablations
-    python launchers/compare.py --env=cheetah_dir --algos=mame,maml_trpo --seeds=0 --workers=1 \
-        --iterations=200 --run_flags="--meta_batch_size=20 --episodes_per_task=10"
+    python launchers/compare.py --env=point_corner_strict --algos=mame --grid=inner_lr=1,5,30 --grid=latent_dim=4,8
+    python launchers/compare.py --env=cheetah_dir --address=auto --cpus_per_run=4   # on an existing Ray cluster
 
-Each run is an ordinary ``launchers/run_<algo>.py`` process writing into ``<outdir>/<label>_s<seed>``
-(its console output goes to ``<label>_s<seed>.log`` beside it). Runs already complete are skipped and
-interrupted ones are resumed, so the same command can simply be repeated after a Ctrl-C or a crash.
-At the end the runs are aggregated (``mame_tf.results``) into ``<outdir>/summary_curves.csv``,
-``summary_final.csv`` and ``summary.png``, and the final numbers are printed.
+Without ``--address`` an embedded Ray instance is started on this machine (nothing to set up) and
+stopped at the end. Each run is an ordinary ``launchers/run_<algo>.py`` process writing into
+``<outdir>/<name>_s<seed>/`` (console output in ``<name>_s<seed>.log`` beside it); see
+``mame_tf.experiment`` for the plan, the grid and when an existing run is reused, and
+``mame_tf.executor`` for the execution: retries that resume, Ctrl-C/SIGTERM, durable results.
+Repeating the same command after a Ctrl-C, a crash or a killed driver keeps the finished runs and
+resumes the others. At the end the runs are aggregated (``mame_tf.results``) into
+``<outdir>/summary_curves.csv``, ``summary_final.csv``, ``summary_table.csv`` and ``summary.png``,
+and the table (mean over seeds with a 95 % confidence interval) is printed.
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from absl import app, flags  # noqa: E402
 
 from mame_tf.config import ENV_PRESETS  # noqa: E402
-from mame_tf.launch import ALGORITHMS  # noqa: E402
-
-# Paper Fig. 3: label -> MAME flags.
-ABLATIONS: dict[str, list[str]] = {
-    "mame": [],
-    "vpg_inner_loop": ["--inner_objective=vpg"],
-    "reward_self_supervision": ["--inner_target=reward"],
-    "vanilla_dice": ["--explore_estimator=dice"],
-    "emaml_based": ["--explore_estimator=emaml"],
-}
-ALGO_ORDER = ("mame", "maml_vpg", "maml_trpo", "promp", "emaml")
+from mame_tf.experiment import ABLATIONS, ALGO_ORDER, launcher_argv, plan, run_state  # noqa: E402
 
 flags.DEFINE_string("env", "point_corner_strict", f"Task family: one of {', '.join(sorted(ENV_PRESETS))}.")
 flags.DEFINE_list("algos", list(ALGO_ORDER), f"Algorithms to compare: any of {', '.join(ALGO_ORDER)}.")
 flags.DEFINE_bool("ablations", False, "Run MAME and its four Fig. 3 ablations instead of --algos: "
                   + ", ".join(ABLATIONS) + ".")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (non-negative integers).")
-flags.DEFINE_integer("workers", 1, "Runs at a time. The MuJoCo samplers use every core, so 1 is right for "
-                     "them; 2 suits the point tasks on 2 cores.", lower_bound=1)
+flags.DEFINE_multi_string("grid", [], "A setting to sweep: NAME=V1,V2,... (every selected algorithm) or "
+                          "ALGO.NAME=V1,V2,... (that algorithm only; the others run once per seed). Repeat for "
+                          "more settings: every combination is run. List values take ':' (hidden_sizes=32:32).")
 flags.DEFINE_integer("iterations", 0, "Iterations of every run (0: the task family's preset).", lower_bound=0)
 flags.DEFINE_string("run_flags", "", "Further flags passed verbatim to every run, e.g. "
                     "'--meta_batch_size=20 --episodes_per_task=10'.")
 flags.DEFINE_string("outdir", "", "Directory of the runs and the summary (default: runs/compare-<env> or "
-                    "runs/ablations-<env>).")
+                    "runs/ablations-<env>). On a cluster it must be on a filesystem every node mounts at the "
+                    "same path.")
+flags.DEFINE_string("address", "", "Ray cluster to run on: 'auto' (this node belongs to a cluster) or "
+                    "'ray://host:10001'. Empty: an embedded Ray instance on this machine.")
+flags.DEFINE_integer("num_cpus", 0, "CPUs of the embedded Ray instance (0: all of this machine's).", lower_bound=0)
+flags.DEFINE_float("cpus_per_run", 0, "CPUs each run asks Ray for, and the simulation threads it uses "
+                   "(0: 1 for the point tasks, 2 for MuJoCo).", lower_bound=0)
+flags.DEFINE_integer("workers", 0, "At most this many runs at a time (0: as many as the CPUs allow).", lower_bound=0)
+flags.DEFINE_integer("max_retries", 3, "Retries of a run whose process, worker or node died; each retry "
+                     "resumes from the run's last checkpoint.", lower_bound=0)
+flags.DEFINE_string("ray_temp_dir", "", "Temporary directory of the embedded Ray instance (default: Ray's, /tmp/ray).")
 flags.DEFINE_enum("wandb_mode", "disabled", ["offline", "online", "disabled"], "Weights & Biases mode of every run.")
 flags.DEFINE_integer("final_window", 10, "Iterations averaged for the final numbers.", lower_bound=1)
-flags.DEFINE_bool("dry_run", False, "Print the commands and exit.")
+flags.DEFINE_float("status_every", 60, "Seconds between progress blocks when the output is not a terminal "
+                   "(on a terminal the block is redrawn every second).", lower_bound=1)
+flags.DEFINE_bool("dry_run", False, "Validate, print each run's state and command, and exit.")
 FLAGS = flags.FLAGS
 
-LAUNCHERS = os.path.dirname(os.path.abspath(__file__))
+MUJOCO_CPUS = 2
 
 
-def plan(env: str, algos, seeds, ablations: bool, outdir: str, iterations: int, run_flags, wandb_mode):
-    """``[(label, seed, run_dir, argv)]`` for every run, validated before anything starts."""
-    if env not in ENV_PRESETS:
-        raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(ENV_PRESETS))}")
-    for name in algos:
-        if name not in ALGORITHMS:
-            raise ValueError(f"--algos: {name!r} is not an algorithm; valid choices: {', '.join(ALGO_ORDER)}")
-    if not algos:
-        raise ValueError("--algos is empty; give at least one of " + ", ".join(ALGO_ORDER))
-    parsed = []
-    for s in seeds:
-        try:
-            seed = int(s)
-        except ValueError:
-            seed = -1
-        if seed < 0:
-            raise ValueError(f"--seeds: {s!r} is not a non-negative integer")
-        parsed.append(seed)
-    if not parsed:
-        raise ValueError("--seeds is empty")
-    try:
-        extra = shlex.split(run_flags)
-    except ValueError as err:
-        raise ValueError(f"--run_flags={run_flags!r} cannot be parsed: {err}") from None
-    for item in extra:
-        if not item.startswith("--"):
-            raise ValueError(f"--run_flags: {item!r} is not a --flag=value")
-        if item.split("=", 1)[0] in ("--env", "--seed", "--logdir", "--resume", "--wandb_mode"):
-            raise ValueError(f"--run_flags must not set {item.split('=', 1)[0]} (compare.py sets it per run)")
-    variants = [("mame", label, list(args)) for label, args in ABLATIONS.items()] if ablations else \
-        [(name, name, []) for name in algos]
-    runs = []
-    for algo, label, args in variants:
-        for seed in parsed:
-            run_dir = os.path.join(outdir, f"{label}_s{seed}")
-            argv = [sys.executable, os.path.join(LAUNCHERS, f"run_{algo}.py"), f"--env={env}", f"--seed={seed}",
-                    f"--logdir={run_dir}", f"--wandb_mode={wandb_mode}", *args, *extra]
-            if iterations:
-                argv.append(f"--iterations={iterations}")
-            runs.append((label, seed, run_dir, argv))
-    for algo, _, args in variants:  # the launchers' own validation, before any run starts
-        check_run_flags(algo, [f"--env={env}", *args, *extra] + ([f"--iterations={iterations}"] if iterations else []))
-    return runs
+def _settings_note(specs) -> list[str]:
+    """For each swept setting, what it means to each algorithm (help texts differ where meanings do)."""
+    from mame_tf.experiment import setting_names
 
-
-def check_run_flags(algo: str, argv: list[str]) -> None:
-    """Parse and validate ``argv`` exactly as ``launchers/run_<algo>.py`` would (ValueError if invalid)."""
-    from mame_tf import config as cfgmod
-    from mame_tf.config import TrainConfig
-    from mame_tf.launch import algorithm_class, build_configs
-
-    cls = algorithm_class(algo)
-    values = flags.FlagValues()
-    cfgmod.define_flags(TrainConfig, values)
-    cfgmod.define_flags(cls.config_class, values)
-    try:
-        values(["run_" + algo, *argv])
-    except flags.Error as err:
-        raise ValueError(f"run_{algo}.py rejects {' '.join(argv)}: {err}") from None
-    build_configs(cls, values)
-
-
-def progress_rows(run_dir: str) -> int:
-    path = os.path.join(run_dir, "progress.csv")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as fh:
-        return max(sum(1 for _ in fh) - 1, 0)
-
-
-def target_iterations(run_dir: str, iterations: int) -> int | None:
-    """Iterations the run must reach: the flag, else its saved configuration (None if never started)."""
-    if iterations:
-        return iterations
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return int(json.load(fh)["train"]["iterations"])
+    lines = []
+    for item in FLAGS.grid:
+        key = item.split("=", 1)[0]
+        scope, _, name = key.rpartition(".")
+        algos = sorted({s.algo for s in specs if not scope or s.algo == scope}, key=ALGO_ORDER.index)
+        texts = {a: setting_names(a)[name].split(". ")[0].rstrip(".") for a in algos}
+        if len(set(texts.values())) > 1:
+            lines.append(f"note: {name} means something different to each algorithm: "
+                         + "; ".join(f"{a}: {t}" for a, t in texts.items()))
+    return lines
 
 
 def main(argv):
@@ -145,88 +84,111 @@ def main(argv):
     if FLAGS.ablations and FLAGS["algos"].present:
         print("error: --ablations runs MAME's variants; do not combine it with --algos", file=sys.stderr)
         return 2
+    if FLAGS.address and FLAGS.num_cpus:
+        print("error: --num_cpus sizes the embedded Ray instance; with --address the cluster has its own",
+              file=sys.stderr)
+        return 2
     outdir = FLAGS.outdir or os.path.join("runs", f"{'ablations' if FLAGS.ablations else 'compare'}-{FLAGS.env}")
+    cpus = FLAGS.cpus_per_run or (1 if FLAGS.env.startswith("point") else MUJOCO_CPUS)
+    local_cpus = FLAGS.num_cpus or os.cpu_count() or 1
+    if not FLAGS.address and cpus > local_cpus:
+        print(f"error: --cpus_per_run={cpus:g} is more than the {local_cpus} CPUs of the local Ray instance; "
+              f"lower it, raise --num_cpus, or run on a cluster with --address", file=sys.stderr)
+        return 2
+    run_flags = FLAGS.run_flags
+    if "--nthread" not in run_flags:  # the run's simulation threads match the CPUs it was given
+        run_flags = f"{run_flags} --nthread={max(1, int(cpus))}".strip()
     try:
-        runs = plan(FLAGS.env, FLAGS.algos, FLAGS.seeds, FLAGS.ablations, outdir, FLAGS.iterations,
-                    FLAGS.run_flags, FLAGS.wandb_mode)
+        specs = plan(FLAGS.env, FLAGS.algos, FLAGS.seeds, FLAGS.ablations, outdir, FLAGS.iterations, run_flags,
+                     FLAGS.wandb_mode, FLAGS.grid)
+        states, conflicts = {}, []
+        for spec in specs:
+            try:
+                states[spec.name] = run_state(spec)
+            except ValueError as err:
+                conflicts.append(str(err))
+        if conflicts:
+            raise ValueError("\n  ".join(conflicts))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    todo = []
-    for label, seed, run_dir, cmd in runs:
-        target = target_iterations(run_dir, FLAGS.iterations)
-        done = progress_rows(run_dir)
-        if target is not None and done >= target:
-            print(f"  {label} seed {seed}: complete ({done} iterations), skipped")
-            continue
-        if os.path.exists(os.path.join(run_dir, "config.json")):
-            cmd = cmd + ["--resume"]
-        todo.append((label, seed, run_dir, cmd))
+    outdir = os.path.dirname(specs[0].run_dir)
+    todo = [s for s in specs if states[s.name] != "done"]
+    counts = {k: sum(1 for v in states.values() if v == k) for k in ("done", "resume", "new")}
+    print(f"{len(specs)} runs in {outdir}/: {counts['done']} finished with these settings (kept), "
+          f"{counts['resume']} to resume, {counts['new']} new; {cpus:g} CPU(s) per run", flush=True)
+    for line in _settings_note(specs):
+        print(line, flush=True)
+    for spec in specs:
+        if states[spec.name] == "done":
+            print(f"  {spec.label} seed {spec.seed}: complete ({spec.iterations} iterations), kept")
     if FLAGS.dry_run:
-        for _, _, _, cmd in todo:
-            print(" ".join(shlex.quote(c) for c in cmd))
+        for spec in todo:
+            print(" ".join(shlex.quote(c) for c in launcher_argv(spec, ROOT)))
         return 0
 
-    os.makedirs(outdir, exist_ok=True)
-    print(f"{len(todo)} of {len(runs)} runs to do, {FLAGS.workers} at a time; output in {outdir}/", flush=True)
-    failed = []
-    running: list[tuple[subprocess.Popen, str, int, str, float]] = []
-    queue = list(todo)
-    start = time.perf_counter()
-    try:
-        while queue or running:
-            while queue and len(running) < FLAGS.workers:
-                label, seed, run_dir, cmd = queue.pop(0)
-                os.makedirs(run_dir, exist_ok=True)
-                log = open(run_dir.rstrip("/") + ".log", "a")
-                env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-                log.close()
-                running.append((proc, label, seed, run_dir, time.perf_counter()))
-                print(f"  started {label} seed {seed}{' (resuming)' if '--resume' in cmd else ''}", flush=True)
-            time.sleep(1.0)
-            for item in list(running):
-                proc, label, seed, run_dir, t0 = item
-                if proc.poll() is None:
-                    continue
-                running.remove(item)
-                minutes = (time.perf_counter() - t0) / 60
-                if proc.returncode == 0:
-                    print(f"  finished {label} seed {seed} in {minutes:.1f} min "
-                          f"({len(todo) - len(queue) - len(running)}/{len(todo)} done, "
-                          f"{(time.perf_counter() - start) / 60:.1f} min elapsed)", flush=True)
-                else:
-                    failed.append((label, seed))
-                    print(f"  FAILED {label} seed {seed} (exit {proc.returncode}); see {run_dir.rstrip('/')}.log",
-                          flush=True)
-    except KeyboardInterrupt:
-        for proc, *_ in running:
-            proc.send_signal(signal.SIGINT)  # each run checkpoints and exits
-        for proc, *_ in running:
-            proc.wait()
-        print("interrupted: the runs saved their checkpoints; repeat the same command to resume", file=sys.stderr)
-        return 130
+    outcomes, stopped_by = {}, None
+    if todo:
+        from mame_tf.executor import Board, execute
 
-    from mame_tf.results import aggregate
+        board = Board(specs, states, session="", stream=sys.stdout, status_every=FLAGS.status_every)
+        try:
+            outcomes, stopped_by = execute(todo, board, outdir, address=FLAGS.address, num_cpus=FLAGS.num_cpus,
+                                           cpus_per_run=cpus, max_retries=FLAGS.max_retries, workers=FLAGS.workers,
+                                           temp_dir=FLAGS.ray_temp_dir, repo_root=ROOT)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    if stopped_by is not None:
+        return _report_stop(specs, outcomes, stopped_by)
+    return _summarize(specs, states, outcomes, outdir)
 
+
+def _report_stop(specs, outcomes, signum) -> int:
+    import signal
+
+    from mame_tf.experiment import progress_rows, saved_checkpoint_iteration
+
+    print(f"stopped by {signal.Signals(signum).name}; state of the runs that were not finished:", file=sys.stderr)
+    for spec in specs:
+        outcome = outcomes.get(spec.name)
+        if outcome in (None, "done"):
+            continue
+        logged, saved = len(progress_rows(spec.run_dir)), saved_checkpoint_iteration(spec.run_dir)
+        note = "nothing lost" if logged == saved else f"{logged - saved} logged iterations after it will be redone"
+        print(f"  {spec.label} seed {spec.seed}: {outcome}; checkpoint at iteration {saved} of "
+              f"{spec.iterations} ({note})", file=sys.stderr)
+    print("repeat the same command to continue", file=sys.stderr)
+    return 128 + signum
+
+
+def _summarize(specs, states, outcomes, outdir) -> int:
+    from mame_tf.experiment import progress_rows
+    from mame_tf.results import aggregate, summary_table
+
+    failed = [s for s in specs if outcomes.get(s.name, "").startswith("failed")]
     groups: dict[str, list[str]] = {}
-    for label, seed, run_dir, _ in runs:
-        if (label, seed) not in failed and progress_rows(run_dir) > 0:
-            groups.setdefault(label, []).append(run_dir)
+    for spec in specs:
+        if (states[spec.name] == "done" or outcomes.get(spec.name) == "done") and progress_rows(spec.run_dir):
+            groups.setdefault(spec.label, []).append(spec.run_dir)
     if groups:
         out = os.path.join(outdir, "summary")
         finals = aggregate(groups, out, final_window=FLAGS.final_window,
                            title=f"{FLAGS.env}{' ablations' if FLAGS.ablations else ''}")
-        print(f"wrote {out}_curves.csv, {out}_final.csv, {out}.png; last {FLAGS.final_window} iterations:")
-        for label, items in finals.items():
-            cells = "   ".join(f"{name}: " + " / ".join(f"{v:.2f}" for v in values.values()) for name, values in items)
-            print(f"  {label:24s} {cells}")
-        print("  (columns: " + ", ".join(next(iter(finals.values()))[0][1]) + ")")
-    if failed:
-        print(f"error: {len(failed)} run(s) failed: {failed}", file=sys.stderr)
-        return 1
-    return 0
+        rows = summary_table(finals, out)
+        metrics = list(rows[0][2])
+        width = max(len(label) for label, *_ in rows)
+        print(f"wrote {out}_curves.csv, {out}_final.csv, {out}_table.csv, {out}.png")
+        print(f"last {FLAGS.final_window} iterations, mean over seeds ± 95% CI:")
+        print(f"  {'':{width}s}  seeds  " + "  ".join(f"{m:>30s}" for m in metrics))
+        for label, n, stats in rows:
+            cells = "  ".join(f"{stats[m][0]:>14.3f} ± {stats[m][1]:<13.3f}" if n > 1 else f"{stats[m][0]:>14.3f}"
+                              f"{'':16s}" for m in metrics)
+            print(f"  {label:{width}s}  {n:5d}  {cells}")
+    for spec in failed:
+        print(f"error: {spec.label} seed {spec.seed} {outcomes[spec.name]}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

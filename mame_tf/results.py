@@ -83,3 +83,37 @@ def aggregate(groups: Mapping[str, Sequence[str]], out: str, metrics: Sequence[s
     plotting.plot_curves(plotting.load_long_csv(out + "_runs.csv"), metrics, out + ".png", title,
                          plotting.family_of(title), smooth_window=1)
     return finals
+
+
+# Two-sided 95 % quantiles of Student's t distribution, by degrees of freedom (1..30); beyond, the normal's.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95 % confidence interval (Student's t; NaN for a single value)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float("nan")
+    t = _T975[len(x) - 2] if len(x) - 1 <= len(_T975) else 1.96
+    return float(x.mean()), float(t * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def summary_table(finals: Mapping[str, list[tuple[str, dict[str, float]]]], out: str) -> list[tuple]:
+    """One row per label: its number of runs and, per metric, the mean over them with a 95 % CI.
+
+    ``finals`` is what :func:`aggregate` returns. Writes ``<out>_table.csv``; returns
+    ``[(label, runs, {metric: (mean, ci95_halfwidth)})]``.
+    """
+    rows = []
+    for label, items in finals.items():
+        metrics = items[0][1]
+        rows.append((label, len(items), {m: mean_ci95([values[m] for _, values in items]) for m in metrics}))
+    metrics = list(rows[0][2]) if rows else []
+    with open(out + "_table.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["algorithm", "runs"] + [f"{m}_{s}" for m in metrics for s in ("mean", "ci95")])
+        for label, n, stats in rows:
+            writer.writerow([label, n] + [f"{v:.4f}" for m in metrics for v in stats[m]])
+    return rows

@@ -1,7 +1,6 @@
 """Launcher, trainer, checkpoints: validation, run directory, resume equality, NaN stop, Ctrl-C."""
 import csv
 import dataclasses
-import functools
 import json
 import os
 import signal
@@ -361,53 +360,3 @@ def test_aggregate_curves_and_final_numbers(tmp_path):
     assert (tmp_path / "out" / "x.png").stat().st_size > 0
     with pytest.raises(ValueError, match="none of the requested metrics"):
         aggregate({"a": [str(tmp_path / "a_s0")]}, str(tmp_path / "y"), metrics=["nope"])
-
-
-@functools.lru_cache(maxsize=None)
-def _compare_module():  # loaded once: it defines absl flags at import
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("compare", os.path.join(ROOT, "launchers", "compare.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    ({"algos": ["mame", "maml"]}, "'maml' is not an algorithm; valid choices: mame, maml_vpg"),
-    ({"seeds": ["0", "-1"]}, "--seeds: '-1' is not a non-negative integer"),
-    ({"env": "point"}, "--env='point' is invalid; valid choices"),
-    ({"run_flags": "--logdir=x"}, "must not set --logdir"),
-    ({"run_flags": "--meta_batch_size=0"}, "--meta_batch_size=0 is invalid"),
-    ({"run_flags": "--clip_eps=0.2"}, "run_mame.py rejects"),  # a ProMP flag given to MAME
-])
-def test_compare_validates_every_run_before_starting(tmp_path, kwargs, message):
-    compare = _compare_module()
-    args = {"env": "point_corner", "algos": ["mame"], "seeds": ["0"], "ablations": False,
-            "outdir": str(tmp_path), "iterations": 0, "run_flags": "", "wandb_mode": "disabled", **kwargs}
-    with pytest.raises(ValueError, match=message):
-        compare.plan(**args)
-    assert not os.listdir(tmp_path)
-
-
-def test_compare_ablations_are_mame_flags():
-    compare = _compare_module()
-    runs = compare.plan("point_corner", ["mame"], ["3"], True, "out", 5, "", "disabled")
-    assert [label for label, *_ in runs] == list(compare.ABLATIONS)
-    by_label = {label: argv for label, _, _, argv in runs}
-    assert by_label["vanilla_dice"][-2:] == ["--explore_estimator=dice", "--iterations=5"]
-    assert all(argv[1].endswith("run_mame.py") and "--seed=3" in argv for argv in by_label.values())
-
-
-def test_compare_runs_aggregates_and_skips_finished_runs(tmp_path):
-    cmd = [sys.executable, os.path.join(ROOT, "launchers", "compare.py"), "--env=point_corner_strict",
-           "--algos=mame", "--seeds=0", "--iterations=2", f"--outdir={tmp_path / 'cmp'}",
-           "--run_flags=--meta_batch_size=2 --episodes_per_task=2 --horizon=5 --hidden_sizes=8"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "finished mame seed 0" in out.stdout
-    assert len(_rows(tmp_path / "cmp" / "mame_s0" / "progress.csv")) == 2
-    assert [r["run"] for r in _rows(tmp_path / "cmp" / "summary_final.csv")] == ["mame_s0"]
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert again.returncode == 0 and "complete (2 iterations), skipped" in again.stdout
-    assert "started" not in again.stdout
