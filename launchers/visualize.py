@@ -13,7 +13,8 @@ Writes into ``RUN/visualize/`` (see ``mame_tf.visualize``):
   on the frames, rendered offscreen) and ``adapted_iter<N>_strip.png`` (four frames per task).
 
 ``--checkpoints``: ``last``, ``all``, a count spread evenly over the run's checkpoints (default: 5 on
-the point tasks, ``last`` on MuJoCo), or iterations such as ``10,150,300``. ``--tasks``: corner indices
+the point tasks, ``last`` on MuJoCo; a single number that names one of the run's checkpoints means
+that checkpoint), or iterations such as ``10,150,300``. ``--tasks``: corner indices
 0-3 (point), directions 1,-1 (cheetah_dir, ant_dir) or target speeds (cheetah_vel). The adaptation
 uses the run's inner steps and episodes per task. When the run logs to wandb, the pictures and
 videos are logged to the same wandb run (``--wandb=false`` to skip). Checkpoints are only read.
@@ -49,7 +50,7 @@ def main(argv):
     try:
         run = vis.load_run(FLAGS.logdir)
         point = run.family in vis.POINT_FAMILIES
-        iterations = vis.select_checkpoints(run, FLAGS.checkpoints or ("5" if point else "last"))
+        iterations = vis.select_checkpoints(run, FLAGS.checkpoints or (5 if point else "last"))
         tasks = vis.make_tasks(run.family, FLAGS.tasks or vis.DEFAULT_TASKS.get(run.family, ""))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

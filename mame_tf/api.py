@@ -40,8 +40,10 @@ def configs(algo: str = "mame", **settings):
     return build_configs(cls, fv)
 
 
-def train(algo: str = "mame", env: str = "point_corner", logdir: str = "", stream=None, **settings) -> dict:
+def train(algo: str = "mame", env: str | None = None, logdir: str = "", stream=None, **settings) -> dict:
     """Train (or with ``resume=True`` continue) one run; returns its last metrics row.
+
+    ``env`` defaults to ``point_corner`` for a new run and to the run's own family on resume.
 
     Raises ``ValueError`` for a bad setting, :class:`mame_tf.run.RunError` (a ``ValueError`` too)
     when the run directory cannot be used as asked, :class:`mame_tf.run.NonFiniteError`,
@@ -50,7 +52,9 @@ def train(algo: str = "mame", env: str = "point_corner", logdir: str = "", strea
     """
     from mame_tf.launch import algorithm_class, train_from_configs
 
-    train_cfg, algo_cfg = configs(algo, env=env, logdir=logdir, **settings)
+    if env is not None:
+        settings["env"] = env
+    train_cfg, algo_cfg = configs(algo, logdir=logdir, **settings)
     return train_from_configs(algorithm_class(algo), train_cfg, algo_cfg, stream=stream)
 
 
@@ -84,7 +88,7 @@ def load_run(logdir: str, inner_steps: int | None = None, stream=None):
     """
     import dataclasses
 
-    from mame_tf.checkpoint import Checkpointer
+    from mame_tf.checkpoint import Checkpointer, check_run_state
     from mame_tf.sampler import MetaSampler
 
     cls, train, algo_cfg = read_config(logdir)
@@ -97,7 +101,8 @@ def load_run(logdir: str, inner_steps: int | None = None, stream=None):
         probe.close()
     algo = cls(train, algo_cfg, obs_dim, act_dim)
     out = stream if stream is not None else sys.stderr
-    checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), algo.checkpoint_items(), write=False)
+    checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), algo.checkpoint_items(), write=False,
+                                check_state=check_run_state)
     state, skipped = checkpointer.restore(report=lambda line: print(line, file=out, flush=True))
     if state is None:
         reason = "every checkpoint is damaged" if skipped else "it has no complete checkpoint"

@@ -130,6 +130,17 @@ def state_variables(root) -> dict[str, Any]:
     return found
 
 
+def check_run_state(state: dict) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` holds what a resume reads (env steps, sampler)."""
+    try:
+        int(state["env_steps"])
+        float(state.get("elapsed", 0.0))
+        if not isinstance(state["sampler"], dict):
+            raise TypeError(f"the sampler state is a {type(state['sampler']).__name__}, not an object")
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"state.json lacks what a resume needs ({type(err).__name__}: {err})") from None
+
+
 def read_checkpoint(path: str, variables: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict]:
     """The validated arrays and state of the checkpoint directory ``path`` (nothing is assigned).
 
@@ -170,10 +181,14 @@ class Checkpointer:
     ``write=False`` makes a reader that never creates, moves or deletes anything.
     """
 
-    def __init__(self, directory: str, variables: dict[str, Any], keep: int = 3, write: bool = True):
+    def __init__(self, directory: str, variables: dict[str, Any], keep: int = 3, write: bool = True,
+                 check_state: Callable[[dict], None] | None = None):
+        """``check_state`` may raise :class:`CheckpointError` for a state its owner cannot use (see
+        :func:`check_run_state`); such a checkpoint counts as damaged."""
         self.directory = directory
         self.keep = keep
         self.write = write
+        self.check_state = check_state
         self.variables = dict(variables)
         if not self.variables:
             raise ValueError("a checkpoint needs at least one variable; none were given")
@@ -270,7 +285,7 @@ class Checkpointer:
         return os.path.join(self.directory, name) if name else None
 
     def restore(self, report: Callable[[str], None] | None = None) -> tuple[dict | None, list[str]]:
-        """Restore the first intact checkpoint into the variables.
+        """Restore the first intact checkpoint into the variables (nothing is assigned from a damaged one).
 
         Returns ``(state, skipped)``: ``state`` is None when no checkpoint is intact; ``skipped`` holds
         one line per checkpoint passed over, which is also given to ``report``.
@@ -278,7 +293,7 @@ class Checkpointer:
         skipped = []
         for path in self.candidates():
             try:
-                arrays, state = read_checkpoint(path, self.variables)
+                arrays, state = self._read(path)
             except CheckpointError as err:
                 line = f"skipped checkpoint {path}: {err}"
                 skipped.append(line)
@@ -316,9 +331,15 @@ class Checkpointer:
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(path, target)
 
+    def _read(self, path: str) -> tuple[dict[str, np.ndarray], dict]:
+        arrays, state = read_checkpoint(path, self.variables)
+        if self.check_state is not None:
+            self.check_state(state)
+        return arrays, state
+
     def _intact(self, path: str) -> bool:
         try:
-            read_checkpoint(path, self.variables)
+            self._read(path)
         except CheckpointError:
             return False
         return True

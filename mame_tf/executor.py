@@ -331,6 +331,9 @@ def _init_ray(address: str, num_cpus: int, temp_dir: str, repo_root: str):
     return ray
 
 
+STOP_GRACE_SECONDS = 600  # how long a driver that failed waits for its runs to save and stop
+
+
 def execute(todo: Sequence[RunSpec], board: Board, outdir: str, *, address: str = "", num_cpus: int = 0,
             cpus_per_run: float = 1, max_retries: int = 3, workers: int = 0, temp_dir: str = "",
             repo_root: str = "") -> tuple[dict[str, str], int | None]:
@@ -345,6 +348,7 @@ def execute(todo: Sequence[RunSpec], board: Board, outdir: str, *, address: str 
     board.session = session
     _write_json(os.path.join(book, "experiment.json"), {"session": session, "runs": [s.name for s in board.specs]})
     outcomes: dict[str, str] = {}
+    pending: dict = {}
     ray = _init_ray(address, num_cpus or os.cpu_count() or 1, temp_dir, repo_root)
     try:
         largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
@@ -356,7 +360,6 @@ def execute(todo: Sequence[RunSpec], board: Board, outdir: str, *, address: str 
         task = ray.remote(run_task).options(num_cpus=cpus_per_run, max_retries=max_retries,
                                             retry_exceptions=[RunLost], name="mame-tf-run")
         queue = list(todo)
-        pending: dict = {}
         with StopRequest() as stop:
             cancelled = False
             while queue or pending:
@@ -385,6 +388,10 @@ def execute(todo: Sequence[RunSpec], board: Board, outdir: str, *, address: str 
             board.render(force=True)
             return outcomes, stop.signum
     finally:
+        if pending:  # left by an error of the driver itself: each run gets its one stop request and is
+            # waited for before Ray goes, since its worker's end would kill the run without a checkpoint
+            _write_json(os.path.join(book, STOP), {"session": session})
+            ray.wait(list(pending), num_returns=len(pending), timeout=STOP_GRACE_SECONDS)
         ray.shutdown()
         _stop_leftovers(board, book, session)
 

@@ -150,8 +150,11 @@ class Logger:
             self._wandb.finish(exit_code=exit_code)
             self._wandb = None
         if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+            tb, self._tb = self._tb, None
+            try:
+                tb.close()
+            except OSError as err:  # closing must not hide why the run ended; the CSV rows are on disk
+                self.message(f"warning: {err}")
 
 
 def progress_line(row: dict, total: int, eta: float) -> str:

@@ -49,6 +49,7 @@ RUN_FILES = ("config.json", "progress.csv", "checkpoints", "wandb_run_id")
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
+
 class RunError(ValueError):
     """The run cannot start or continue as asked; the message says why and what to do instead."""
 
@@ -168,13 +169,13 @@ class Run:
     def start(self, algo, sampler, eval_sampler=None) -> None:
         """Restore the last intact checkpoint (on resume), then write ``config.json`` and open the logger."""
         from mame_tf import config as cfgmod
-        from mame_tf.checkpoint import Checkpointer, atomic_write_text
+        from mame_tf.checkpoint import Checkpointer, atomic_write_text, check_run_state
         from mame_tf.logger import Logger
 
         cfg = self.config
         self._sampler, self._eval_sampler = sampler, eval_sampler
         self.checkpointer = Checkpointer(os.path.join(self.logdir, "checkpoints"), algo.checkpoint_items(),
-                                         keep=cfg.keep_checkpoints)
+                                         keep=cfg.keep_checkpoints, check_state=check_run_state)
         resumed = False
         if cfg.resume:
             state, skipped = self.checkpointer.restore(report=self.say)
@@ -323,10 +324,12 @@ class Run:
             return False
         finally:
             self._restore_guard()
-            if self.logger is not None:
-                self.logger.close(exit_code)
-                self.logger = None
-            self._release_lock()
+            try:
+                if self.logger is not None:
+                    logger, self.logger = self.logger, None
+                    logger.close(exit_code)
+            finally:  # a failing close (wandb, a full disk) must not keep the directory locked
+                self._release_lock()
 
     def _finish_interrupted(self) -> None:
         self._ignore_signals()  # more signals must not interrupt the checkpoint written here

@@ -61,10 +61,13 @@ def write_provenance(logdir: str) -> str:
         except (OSError, ValueError):
             starts = []
     starts.append(provenance())
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump({"starts": starts}, fh, indent=2)
-    os.replace(tmp, path)
+    from mame_tf.checkpoint import atomic_write_text
+    from mame_tf.run import StorageError
+
+    try:
+        atomic_write_text(path, json.dumps({"starts": starts}, indent=2))
+    except OSError as err:
+        raise StorageError(f"could not write {path}: {err}") from err
     return path
 
 
@@ -115,12 +118,19 @@ class TensorBoardWriter:
         self._writer = tf.summary.create_file_writer(directory)
 
     def write(self, row: dict) -> None:
+        """Raises ``OSError`` when the event file cannot be written (TensorFlow's own errors are not)."""
         step = int(row["iteration"])
-        with self._writer.as_default():
-            for key, value in row.items():
-                if key != "iteration" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._tf.summary.scalar(key, float(value), step=step)
-        self._writer.flush()
+        try:
+            with self._writer.as_default():
+                for key, value in row.items():
+                    if key != "iteration" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                        self._tf.summary.scalar(key, float(value), step=step)
+            self._writer.flush()
+        except self._tf.errors.OpError as err:
+            raise OSError(f"could not write the TensorBoard events in {self.directory}: {err.message}") from err
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self._writer.close()
+        except self._tf.errors.OpError as err:
+            raise OSError(f"could not close the TensorBoard events in {self.directory}: {err.message}") from err

@@ -70,15 +70,20 @@ def load_run(logdir: str) -> LoadedRun:
     return LoadedRun(logdir, saved["algorithm"], train, algo_cfg, dict(sorted(found.items())))
 
 
-def select_checkpoints(run: LoadedRun, spec: str) -> list[int]:
+def select_checkpoints(run: LoadedRun, spec: str | int) -> list[int]:
     """``last``, ``all``, a count (``5``: that many spread evenly, the last included) or iterations
-    (``10,150,300``)."""
+    (``10,150,300``). A single number that names one of the run's checkpoints is that checkpoint; an
+    ``int`` is always a count."""
     have = list(run.checkpoints)
+    if isinstance(spec, int):
+        spec, count_only = str(spec), True
+    else:
+        count_only = False
     if spec == "last":
         return have[-1:]
     if spec == "all":
         return have
-    if spec.isdigit() and "," not in spec and int(spec) not in run.checkpoints:
+    if spec.isdigit() and (count_only or int(spec) not in run.checkpoints):
         n = int(spec)
         if n < 1:
             raise ValueError(f"--checkpoints={spec!r} is invalid: a count must be positive")

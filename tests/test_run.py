@@ -2,6 +2,7 @@
 the run-directory lock, damaged checkpoints, SIGTERM, a full disk, hostile values."""
 import dataclasses
 import errno
+import json
 import os
 import random
 import re
@@ -133,6 +134,7 @@ def test_a_live_run_directory_is_refused_naming_the_process(tmp_path):
     ("delete_variables", "variables.npz is missing"),
     ("garbage_state", "state.json is unreadable"),
     ("delete_state", "state.json is missing"),
+    ("state_without_sampler", "state.json lacks what a resume needs"),
 ])
 def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(reference, tmp_path, damage, says):
     run = _copy_run(reference, tmp_path)
@@ -144,6 +146,8 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(referen
         os.remove(newest / "variables.npz")
     elif damage == "garbage_state":
         (newest / "state.json").write_text("{not json")
+    elif damage == "state_without_sampler":
+        (newest / "state.json").write_text(json.dumps({"iteration": 4, "env_steps": 64}))
     else:
         os.remove(newest / "state.json")
     # evaluation and load read it without changing anything
@@ -459,6 +463,11 @@ def test_python_api_trains_and_loads_with_the_launchers_presets(tmp_path):
                          **{**small, "iterations": 2})
     assert last["iteration"] == 2 and np.isfinite(last["post_adapt/return"])
     assert _rows(tmp_path / "run" / "progress.csv")[-1]["iteration"] == "2"
+    # resume=True without env continues the run's own family (not the default point_corner)
+    strict = str(tmp_path / "strict")
+    mame_tf.train("mame", env="point_corner_strict", logdir=strict, latent_dim=2, **{**small, "iterations": 1})
+    last = mame_tf.train("mame", logdir=strict, resume=True, latent_dim=2, **{**small, "iterations": 2})
+    assert last["iteration"] == 2 and mame_tf.load(strict).train_config.env == "point_corner_strict"
     algo = mame_tf.load(str(tmp_path / "run"))
     assert algo.train_config == configs("mame", env="point_corner", logdir=str(tmp_path / "run"), latent_dim=2,
                                         **{**small, "iterations": 2})[0]
@@ -470,6 +479,40 @@ def test_python_api_trains_and_loads_with_the_launchers_presets(tmp_path):
 
     (tmp_path / "cheetah" / "config.json").write_text(cfgmod.dumps(train, "mame", algo_cfg))
     made = MAME(train, algo_cfg, 20, 6)
-    Checkpointer(str(tmp_path / "cheetah" / "checkpoints"), made.checkpoint_items()).save(0, {"env_steps": 0})
+    Checkpointer(str(tmp_path / "cheetah" / "checkpoints"), made.checkpoint_items()).save(
+        0, {"env_steps": 0, "sampler": {}})
     loaded = mame_tf.load(str(tmp_path / "cheetah"))
     assert loaded.train_config.horizon == 200 and loaded.cfg.inner_lr == 5.0
+
+
+def test_a_full_disk_while_writing_provenance_is_a_storage_error(tmp_path, monkeypatch):
+    from mame_tf.run import StorageError
+    from mame_tf.runinfo import write_provenance
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(StorageError, match="could not write .*provenance.json: .*No space left"):
+        write_provenance(str(tmp_path))
+    assert os.listdir(tmp_path) == []  # no torn file, no temporary left behind
+
+
+def test_tensorboard_write_errors_are_os_errors(tmp_path, monkeypatch):
+    """A full disk under --tensorboard must take the run's storage-error path (an OSError), not end in
+    one of TensorFlow's own exceptions."""
+    import tensorflow as tf
+
+    from mame_tf.runinfo import TensorBoardWriter
+
+    writer = TensorBoardWriter(str(tmp_path / "tb"))
+
+    def full(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(writer._writer, "flush", full)
+    with pytest.raises(OSError, match="could not write the TensorBoard events .*No space left"):
+        writer.write({"iteration": 1, "post_adapt/return": 1.0})
+    monkeypatch.setattr(writer._writer, "close", full)
+    with pytest.raises(OSError, match="could not close"):
+        writer.close()

@@ -65,6 +65,10 @@ def test_checkpoint_and_task_choices_are_checked(tmp_path):
     assert vis.select_checkpoints(run, "last") == [30]
     assert vis.select_checkpoints(run, "2") == [10, 30]
     assert vis.select_checkpoints(run, "10,30") == [10, 30]
+    assert vis.select_checkpoints(run, "20") == [20]  # a number naming a checkpoint is that checkpoint
+    many = vis.LoadedRun(str(tmp_path), "mame", TrainConfig(env="point_corner"), MAMEConfig(),
+                         {i: str(i) for i in range(5, 55, 5)})
+    assert vis.select_checkpoints(many, 5) == [5, 15, 25, 40, 50]  # the launcher's default: always a count
     with pytest.raises(ValueError, match="no complete checkpoint of iteration 15; the run has 10, 20, 30"):
         vis.select_checkpoints(run, "10,15")
     with pytest.raises(ValueError, match="--checkpoints='latest' is invalid"):
