@@ -253,8 +253,18 @@ class Checkpointer:
         return any(d.startswith("ckpt-") for d in self._names())
 
     def _prune(self) -> None:
+        """Keep the newest ``keep`` complete checkpoints; drop what earlier crashes left behind.
+
+        Called right after a save by the run that holds the directory's lock, so no write is under
+        way: every ``.tmp`` directory is an unfinished write of a crashed process, and an ``.old``
+        one whose ``ckpt-N`` is in place is a copy set aside that a crash kept from being deleted.
+        """
         for old in self._complete()[:-self.keep]:
             shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
+        names = self._names()
+        for name in names:
+            if name.startswith("ckpt-") and (name.endswith(".tmp") or (name.endswith(".old") and _stem(name) in names)):
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def _pointed(self) -> str | None:
         """The checkpoint directory ``latest`` names, if it was renamed into place."""

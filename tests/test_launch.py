@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -270,6 +271,11 @@ def test_checkpoint_saved_twice_and_a_dangling_latest_pointer(tmp_path):
     (tmp_path / "ck" / "latest").write_text("ckpt-000004")
     assert ck.restore_latest()["x"] == 1
     assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt-000004", "ckpt-000005.tmp", "latest"]
+    # the next save drops what crashes left: the unfinished write and a copy set aside beside its
+    # checkpoint; complete checkpoints stay
+    shutil.copytree(tmp_path / "ck" / "ckpt-000004", tmp_path / "ck" / "ckpt-000004.old")
+    ck.save(6, {"x": 5})
+    assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt-000004", "ckpt-000006", "latest"]
 
 
 def test_ctrl_c_in_the_last_iteration_lets_the_run_finish(tmp_path):
