@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import functools
 import runpy
 
 
@@ -12,33 +13,11 @@ def _run(module: str) -> None:
     runpy.run_module(f"launchers.{module}", run_name="__main__", alter_sys=True)
 
 
-def mame() -> None:
-    _run("run_mame")
-
-
-def maml_vpg() -> None:
-    _run("run_maml_vpg")
-
-
-def maml_trpo() -> None:
-    _run("run_maml_trpo")
-
-
-def promp() -> None:
-    _run("run_promp")
-
-
-def emaml() -> None:
-    _run("run_emaml")
-
-
-def compare() -> None:
-    _run("compare")
-
-
-def evaluate() -> None:
-    _run("evaluate")
-
-
-def visualize() -> None:
-    _run("visualize")
+mame = functools.partial(_run, "run_mame")
+maml_vpg = functools.partial(_run, "run_maml_vpg")
+maml_trpo = functools.partial(_run, "run_maml_trpo")
+promp = functools.partial(_run, "run_promp")
+emaml = functools.partial(_run, "run_emaml")
+compare = functools.partial(_run, "compare")
+evaluate = functools.partial(_run, "evaluate")
+visualize = functools.partial(_run, "visualize")
