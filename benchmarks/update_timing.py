@@ -18,8 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from mame_tf.registry import ALGO_ORDER, algorithm_class  # noqa: E402
+
 flags.DEFINE_enum("env", "cheetah_dir", ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"], "Task family.")
-flags.DEFINE_list("algos", ["mame", "maml_vpg", "maml_trpo", "promp", "emaml"], "Algorithms to time.")
+flags.DEFINE_list("algos", list(ALGO_ORDER), "Algorithms to time.")
 flags.DEFINE_integer("meta_batch_size", 40, "Tasks per iteration.")
 flags.DEFINE_integer("episodes_per_task", 20, "Episodes per task.")
 flags.DEFINE_integer("horizon", 200, "Steps per episode.")
@@ -31,7 +33,6 @@ def main(argv):
     import mame_tf  # noqa: F401
     from mame_tf.config import TrainConfig
     from mame_tf.envs.batched import usable_cpus
-    from mame_tf.launch import algorithm_class
     from mame_tf.sampler import MetaSampler
     from mame_tf.trainer import adapt_and_sample
 

@@ -38,6 +38,7 @@ import sys
 from typing import Sequence
 
 from mame_tf.config import ENV_PRESETS
+from mame_tf.registry import ALGO_ORDER, ALGORITHMS
 
 # Paper Fig. 3: label -> MAME flags.
 ABLATIONS: dict[str, list[str]] = {
@@ -47,7 +48,6 @@ ABLATIONS: dict[str, list[str]] = {
     "vanilla_dice": ["--explore_estimator=dice"],
     "emaml_based": ["--explore_estimator=emaml"],
 }
-ALGO_ORDER = ("mame", "maml_vpg", "maml_trpo", "promp", "emaml")
 # Set per run by the experiment itself, so neither --run_flags nor --grid may set them.
 MANAGED = {"env": "--env", "seed": "--seeds", "logdir": "--outdir", "resume": "(set per run)",
            "wandb_mode": "--wandb_mode", "iterations": "--iterations"}
@@ -172,8 +172,6 @@ def _identity(train, algo_cfg) -> tuple:
 def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, outdir: str, iterations: int,
          run_flags: str, wandb_mode: str, grid: Sequence[str] = ()) -> list[RunSpec]:
     """Every run of the experiment, each validated as its launcher would, before anything starts."""
-    from mame_tf.launch import ALGORITHMS
-
     if env not in ENV_PRESETS:
         raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(ENV_PRESETS))}")
     if not algos:

@@ -24,27 +24,11 @@ import_tensorflow()  # before any module of ours imports it, so its start-up lin
 
 from mame_tf import config as cfgmod  # noqa: E402
 from mame_tf.config import ENV_PRESETS, TrainConfig  # noqa: E402
+from mame_tf.registry import ALGORITHMS, algorithm_class  # noqa: E402,F401  (re-exported)
 
-ALGORITHMS: dict[str, str] = {
-    "mame": "mame_tf.mame:MAME",
-    "maml_vpg": "baselines.maml_vpg:MAMLVPG",
-    "maml_trpo": "baselines.maml_trpo:MAMLTRPO",
-    "promp": "baselines.promp:ProMP",
-    "emaml": "baselines.emaml:EMAML",
-}
 # Flags that may differ from the saved configuration when resuming.
 RESUME_OVERRIDABLE = ("resume", "iterations", "logdir", "wandb_mode", "quiet", "eager", "nthread", "eval_every",
                       "tensorboard")
-
-
-def algorithm_class(name: str):
-    """The algorithm class registered as ``name``."""
-    if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; valid names: {', '.join(sorted(ALGORITHMS))}")
-    module, cls = ALGORITHMS[name].split(":")
-    import importlib
-
-    return getattr(importlib.import_module(module), cls)
 
 
 def build_configs(algo_cls, flag_values=flags.FLAGS) -> tuple[TrainConfig, object]:

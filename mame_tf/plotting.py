@@ -31,6 +31,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from mame_tf.registry import ALGO_ORDER
+
 # key -> (display name, colour). Algorithms, then MAME's ablations (paper Fig. 3), then MAME variants.
 STYLES: dict[str, tuple[str, str]] = {
     "mame": ("MAME", "#d62728"),
@@ -48,7 +50,6 @@ STYLES: dict[str, tuple[str, str]] = {
 # Colours for keys not in STYLES, given in order of first use (never one of STYLES' colours).
 _SPARE_COLOURS = ("#000000", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d")
 
-ALGO_ORDER = ("mame", "maml_vpg", "maml_trpo", "promp", "emaml")
 ABLATION_ORDER = ("mame", "vpg_inner_loop", "reward_self_supervision", "vanilla_dice", "emaml_based")
 
 METRIC_NAMES: dict[str, str] = {

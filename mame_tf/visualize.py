@@ -48,7 +48,7 @@ class LoadedRun:
 def load_run(logdir: str) -> LoadedRun:
     """The run's configuration and its complete checkpoints (ValueError naming what is missing)."""
     from mame_tf import config as cfgmod
-    from mame_tf.launch import algorithm_class
+    from mame_tf.registry import algorithm_class
 
     path = os.path.join(logdir, "config.json")
     if not os.path.exists(path):

@@ -72,7 +72,7 @@ def test_presets_apply_only_to_flags_not_given():
 def test_registry_names_every_algorithm():
     for name in ("mame", "maml_vpg", "maml_trpo", "promp", "emaml"):
         assert algorithm_class(name).name == name
-    with pytest.raises(ValueError, match="valid names: emaml, mame, maml_trpo, maml_vpg, promp"):
+    with pytest.raises(ValueError, match="valid names: mame, maml_vpg, maml_trpo, promp, emaml"):
         algorithm_class("rl2")
 
 

@@ -19,7 +19,8 @@ import mame_tf
 from mame_tf.api import configs, load_run
 from mame_tf.checkpoint import Checkpointer
 from mame_tf.config import TrainConfig
-from mame_tf.launch import ALGORITHMS, algorithm_class, train_from_configs
+from mame_tf.launch import train_from_configs
+from mame_tf.registry import ALGORITHMS, algorithm_class
 from mame_tf.mame import MAME, MAMEConfig
 from mame_tf.run import NonFiniteError, Run, RunError, StorageError
 from mame_tf.sampler import MetaSampler
@@ -234,7 +235,7 @@ def test_presets_and_validation_in_the_settings_themselves():
         mame_tf.train("mame", bogus=1)
     with pytest.raises(ValueError, match="env='hopper' is invalid: .*point_corner"):
         mame_tf.train("mame", env="hopper")
-    with pytest.raises(ValueError, match="valid names: emaml, mame"):
+    with pytest.raises(ValueError, match="valid names: mame, maml_vpg, maml_trpo, promp, emaml"):
         mame_tf.train("rl2")
 
 
