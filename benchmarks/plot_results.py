@@ -59,6 +59,9 @@ flags.DEFINE_string("family", "", f"Task family for reference levels (default: f
 flags.DEFINE_string("title", "", "Figure title (default: the output name).")
 flags.DEFINE_string("budget", "", "Budget sentence for the caption, e.g. '300 iterations of 40 tasks x 20 "
                     "episodes, horizon 100'.")
+flags.DEFINE_list("stability", ["mame"], "Algorithms whose runs get the stability table <out>_stability.md "
+                  "(first, best and final window means of the post-update return; empty: none).")
+flags.DEFINE_integer("stability_window", 50, "Window of the stability criterion, in iterations.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 DEFAULT_METRICS = ("post_adapt/return", "pre_adapt/return", "post_adapt/final_goal_distance")
@@ -131,6 +134,24 @@ def main(argv):
         f"({FLAGS.n_boot:,} resamples, seed {FLAGS.boot_seed}).")
     print(f"wrote {out}.png, {out}_table.csv, {out}_table.md")
     print(caption)
+    print("\n".join(lines))
+    if not FLAGS.aggregate:
+        write_stability(groups, out)
+
+
+def write_stability(groups, out: str) -> None:
+    """The stability table of the ``--stability`` algorithms that are in the data (with long-enough runs)."""
+    metric, window = "post_adapt/return", FLAGS.stability_window
+    chosen = {k: g for k, g in groups.items() if k in FLAGS.stability and metric in g.values}
+    chosen = {k: g for k, g in chosen.items() if min(len(run["iteration"]) for run in g.full) >= window}
+    if not chosen:
+        return
+    rows = plotting.stability_rows(chosen, metric, window)
+    lines = plotting.write_stability_table(
+        rows, out, f"first, best, final: the means of the first, the best (highest sliding) and the last "
+        f"{window}-iteration windows of each seed's post-update return (unsmoothed); stable: final >= best "
+        f"- 0.25 (best - first).")
+    print(f"wrote {out}_stability.csv, {out}_stability.md")
     print("\n".join(lines))
 
 

@@ -312,18 +312,59 @@ def write_final_table(rows: list[dict], metrics: Sequence[str], out: str, captio
             writer.writerow([r["algo"], r["name"], len(r["seeds"])] + [
                 x for m in metrics for x in (f"{r[m]['mean']:.4g}", f"{r[m]['ci'][0]:.4g}", f"{r[m]['ci'][1]:.4g}",
                                              " ".join(f"{s}:{v:.4g}" for s, v in zip(r["seeds"], r[m]["per_seed"])))])
-    lines = [f"| algorithm | seeds | " + " | ".join(metric_name(m) + ", mean [95% CI]" for m in metrics) + " |",
-             "|---|---:|" + "---:|" * len(metrics)]
+    lines = [f"| algorithm | seeds | " + " | ".join(f"{metric_name(m)}, mean [95% CI] | per seed" for m in metrics)
+             + " |", "|---|---:|" + "---:|---|" * len(metrics)]
     for r in rows:
         cells = []
         for m in metrics:
             digits = _digits(max(abs(r[m]["mean"]), *map(abs, r[m]["ci"])))
             ci = "(1 seed, no CI)" if len(r["seeds"]) < 2 else \
                 f"[{r[m]['ci'][0]:.{digits}f}, {r[m]['ci'][1]:.{digits}f}]"
-            cells.append(f"{r[m]['mean']:.{digits}f} {ci}")
+            per_seed = ", ".join(f"{seed_label(s)} {v:.{digits}f}" for s, v in zip(r["seeds"], r[m]["per_seed"]))
+            cells.append(f"{r[m]['mean']:.{digits}f} {ci} | {per_seed}")
         lines.append(f"| {r['name']} | {len(r['seeds'])} | " + " | ".join(cells) + " |")
     lines += ["", caption]
     with open(out + "_table.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return lines
+
+
+def seed_label(seed: str) -> str:
+    """``s0`` for seed ``0``; any other label (a legacy run name) as it is."""
+    return f"s{seed}" if str(seed).isdigit() else str(seed)
+
+
+def stability_rows(groups: Mapping[str, Group], metric: str, window: int, tolerance: float = 0.25) -> list[dict]:
+    """Per algorithm and seed: the ``first``, ``best`` and ``final`` window means of ``metric`` and
+    whether ``final ≥ best − tolerance·(best − first)`` (``mame_tf.stability``)."""
+    from mame_tf.stability import is_stable, window_means
+
+    rows = []
+    for key, g in groups.items():
+        for seed, run in zip(g.seeds, g.full):
+            curve = run[metric][~np.isnan(run[metric])]
+            first, best, final = window_means(curve, window)
+            rows.append({"algo": key, "name": display_name(key), "seed": seed, "iterations": len(curve),
+                         "first": first, "best": best, "final": final,
+                         "stable": is_stable(curve, window, tolerance)})
+    return rows
+
+
+def write_stability_table(rows: list[dict], out: str, caption: str) -> list[str]:
+    """``<out>_stability.csv`` and ``<out>_stability.md`` from :func:`stability_rows`."""
+    keys = ("algo", "seed", "iterations", "first", "best", "final", "stable")
+    with open(out + "_stability.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(keys)
+        for r in rows:
+            writer.writerow([f"{r[k]:.4g}" if isinstance(r[k], float) else r[k] for k in keys])
+    lines = ["| algorithm | seed | iterations | first | best | final | stable |", "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        digits = _digits(max(abs(r["first"]), abs(r["best"]), abs(r["final"])))
+        lines.append(f"| {r['name']} | {seed_label(r['seed'])} | {r['iterations']} | {r['first']:.{digits}f} | "
+                     f"{r['best']:.{digits}f} | {r['final']:.{digits}f} | {'yes' if r['stable'] else 'no'} |")
+    lines += ["", caption]
+    with open(out + "_stability.md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return lines
 

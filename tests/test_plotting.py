@@ -96,6 +96,9 @@ def test_plot_script_writes_figure_and_table_from_a_long_csv(tmp_path):
     assert float(rows["promp"]["post_adapt/return_ci_low"]) < 2.0 < float(rows["promp"]["post_adapt/return_ci_high"])
     md = (tmp_path / "cheetah_dir_table.md").read_text()
     assert "| MAME | 3 | 1.00 [" in md and "95% percentile-bootstrap CI (500 resamples" in md
+    assert "| s0 0.00, s1 1.00, s2 2.00 |" in md  # each seed's final number
+    stab = list(csv.DictReader(open(tmp_path / "cheetah_dir_stability.csv")))  # MAME only, by default
+    assert [(r["algo"], r["seed"], r["iterations"]) for r in stab] == [("mame", str(s), "60") for s in range(3)]
 
 
 def test_long_csv_errors_name_the_problem(tmp_path):
@@ -107,3 +110,17 @@ def test_long_csv_errors_name_the_problem(tmp_path):
     bad.write_text("algo,iteration,post_adapt/return\nmame,1,0.5\n")
     with pytest.raises(ValueError, match="missing column"):
         plotting.load_long_csv(str(bad))
+
+
+def test_stability_rows_flag_a_run_that_loses_its_gains(tmp_path):
+    path = tmp_path / "x_runs.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["algo", "seed", "iteration", "env_steps", "pre_adapt/return", "post_adapt/return"])
+        for i in range(1, 101):  # seed 0 climbs and holds; seed 1 climbs to 10 by iteration 50 and falls back to 2
+            w.writerow(["mame", 0, i, i, 0.0, min(i, 50) / 5])
+            w.writerow(["mame", 1, i, i, 0.0, min(i, 50) / 5 if i <= 60 else 2.0])
+    rows = plotting.stability_rows(plotting.load_long_csv(str(path)), "post_adapt/return", window=20)
+    assert [r["stable"] for r in rows] == [True, False]
+    # best: the window of iterations 41-60, (41 + ... + 50) / 5 / 20 + 10 / 2 = 9.55
+    assert rows[1]["final"] == pytest.approx(2.0) and rows[1]["best"] == pytest.approx(9.55)
