@@ -20,7 +20,15 @@ $plot --aggregate=results/point_corner --labels="$algos,MAME alpha 1 (old defaul
 $plot --aggregate=results/cheetah_dir_small --labels="$algos,MAME alpha 30=mame_alpha30" \
     --title="cheetah_dir, reduced budget" \
     --budget="300 iterations of 20 tasks x 10 episodes, horizon 200; seeds 0, 1, 2 or seed 0 only"
+# The paper's Fig. 2 on the MuJoCo families: the runs of launchers/compare.py at the budgets below
+# (the README's "Fig. 2 on the MuJoCo families" gives the commands); seeds 0, 1, 2.
+cheetahs="300 iterations of 20 tasks x 10 episodes, horizon 200; seeds 0, 1, 2"
+ant="200 iterations of 10 tasks x 10 episodes, horizon 200; seeds 0, 1, 2"
 for f in results/*_runs.csv; do
     [ -e "$f" ] || continue
-    $plot --csv="$f"
+    case "$(basename "$f" _runs.csv)" in
+        cheetah_dir|cheetah_vel) $plot --csv="$f" --budget="$cheetahs" ;;
+        ant_dir) $plot --csv="$f" --budget="$ant" ;;
+        *) $plot --csv="$f" ;;
+    esac
 done
