@@ -326,6 +326,9 @@ def _init_ray(address: str, num_cpus: int, temp_dir: str, repo_root: str):
     if address:
         ray.init(address=address, **kwargs)
     else:  # an embedded instance on this machine, reachable from it only, gone when the driver exits
+        # Ray starts its workers 15 niceness steps below itself; the runs keep the driver's priority
+        # instead (so `nice` on the command line sets theirs, and other work does not starve them)
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  object_store_memory=100 * 2**20, _temp_dir=temp_dir or None, **kwargs)
     return ray

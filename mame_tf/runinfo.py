@@ -46,6 +46,7 @@ def provenance() -> dict:
         "git_uncommitted_changes": None if status is None else bool(status),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "niceness": os.nice(0),  # the scheduling priority the run's timings were measured at
         "packages": versions,
     }
 

@@ -242,6 +242,8 @@ def test_a_killed_worker_is_retried_and_the_run_resumes(tmp_path, ray_dir):
     with open(run_dir + ".log") as fh:
         log = fh.read()
     assert "attempt 2 on" in log and "resumed at iteration" in log  # resumed, not started over
+    with open(os.path.join(run_dir, "provenance.json")) as fh:  # at the driver's priority, not Ray's 15
+        assert [start["niceness"] for start in json.load(fh)["starts"]] == [os.nice(0)] * 2
     assert _without_timings(_rows(os.path.join(run_dir, "progress.csv"))) == \
         _without_timings(_rows(tmp_path / "reference" / "progress.csv"))
     _assert_no_orphans([ray_dir, str(outdir)], [first["child"]])
