@@ -12,25 +12,24 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import masked_mean_per_task
 from baselines.maml_vpg import MAMLVPG, MAMLVPGConfig
-from mame_tf.config import field
+from mame_tf.config import setting
+from mame_tf.masked import masked_mean_per_task, standardize
 
 
 @dataclasses.dataclass
 class EMAMLConfig(MAMLVPGConfig):
-    emaml_coeff: float = field(1.0, "Weight of the E-MAML exploration term.", min=0.0)
+    emaml_coeff: float = setting(1.0, "Weight of the E-MAML exploration term.", min=0.0)
 
 
 class EMAML(MAMLVPG):
     name = "emaml"
     config_class = EMAMLConfig
 
-    def extra_loss(self, pre, post, chain) -> tf.Tensor:
-        ret = post["task_return"]
-        ret = (ret - tf.reduce_mean(ret)) / (tf.math.reduce_std(ret) + 1e-8)
+    def exploration_loss(self, pre, post, chain) -> tf.Tensor:
+        ret = standardize(post.task_return)
         total = tf.zeros([])
         for params_k, data in zip(chain[:-1], pre):
-            logp = self.policy.log_prob(params_k, data["obs"], data["actions"], per_task=True)
-            total += -tf.reduce_mean(masked_mean_per_task(logp, data["mask"]) * tf.stop_gradient(ret))
+            logp = self.policy.log_prob(params_k, data.obs, data.actions, per_task=True)
+            total += -tf.reduce_mean(masked_mean_per_task(logp, data.mask) * tf.stop_gradient(ret))
         return self.cfg.emaml_coeff * total

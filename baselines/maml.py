@@ -10,66 +10,36 @@ step on the batch sampled with ``θ_k``::
 with ``w_t = log π_θ(a_t|s_t)`` (vanilla policy gradient: MAML-VPG, MAML-TRPO, E-MAML) or
 ``w_t = exp(log π_θ(a_t|s_t) − ⊥log π_old(a_t|s_t))`` (ProMP's low-variance curvature objective, LVC),
 ``Â`` the per-task linear-baseline advantages normalised per task. ``update`` recomputes the whole
-chain θ → θ_1 → … → θ_n from the stored pre-update batches *inside* the outer tape, so the meta-gradient
-is second order (and, with LVC, includes ProMP's curvature term).
+chain θ → θ_1 → … → θ_n from the processed pre-update batches *inside* the outer tape, so the
+meta-gradient is second order (and, with LVC, includes ProMP's curvature term).
+
+Naming: ``pre_batches``/``post_batch`` are sampled :class:`~mame_tf.batch.Batch`es; ``pre``/``post``
+are their :class:`~mame_tf.processed.Processed` forms.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from mame_tf.algorithm import MetaAlgorithm
+from mame_tf.algorithm import AlgorithmSettings, MetaAlgorithm
 from mame_tf.batch import Batch
-from mame_tf.config import validate
+from mame_tf.masked import masked_mean, masked_mean_per_task
 from mame_tf.networks import GaussianMLPPolicy, gaussian_kl
-from mame_tf.value_functions import compute_advantages
-
-INNER_OBJECTIVES = ("vpg", "lvc")
+from mame_tf.processed import Processed, process_batch
 
 
-def inner_data(batch: Batch, discount: float, gae_lambda: float) -> dict:
-    """Tensors of a pre-update batch for the inner step (advantages per task, normalised)."""
-    adv, _ = compute_advantages(batch.rewards, batch.obs, batch.mask, discount, gae_lambda)
-    return {"obs": tf.constant(batch.obs), "actions": tf.constant(batch.actions), "mask": tf.constant(batch.mask),
-            "adv": tf.constant(adv, tf.float32), "logp_old": tf.constant(batch.logp),
-            "mean_old": tf.constant(batch.mean), "log_std_old": tf.constant(batch.log_std)}
-
-
-def outer_data(batch: Batch, discount: float, gae_lambda: float) -> dict:
-    """Tensors of the post-update batch (same fields; also the episode returns per task)."""
-    data = inner_data(batch, discount, gae_lambda)
-    data["task_return"] = tf.constant(batch.episode_returns().mean(axis=1), tf.float32)
-    return data
-
-
-def subsample(data: dict, fraction: float) -> dict:
-    """The first ``ceil(fraction·E)`` episodes of every task (for cheaper curvature estimates)."""
-    if fraction >= 1.0:
-        return data
-    E = data["mask"].shape[1]
-    keep = max(1, int(np.ceil(fraction * E)))
-    return {k: (v[:, :keep] if len(v.shape) >= 3 else v) for k, v in data.items()}
-
-
-def masked_mean_per_task(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """``Σ_{e,t} x·mask / N_i`` for every task: ``[T]``."""
-    mask = tf.cast(mask, x.dtype)
-    return tf.reduce_sum(x * mask, axis=[1, 2]) / tf.maximum(tf.reduce_sum(mask, axis=[1, 2]), 1.0)
-
-
-def inner_loss(policy: GaussianMLPPolicy, params_t, data: dict, objective: str) -> tf.Tensor:
+def inner_loss(policy: GaussianMLPPolicy, params_t, data: Processed, objective: str) -> tf.Tensor:
     """``Σ_i L_i(θ_i)`` for per-task parameters ``params_t`` (leading task axis)."""
-    logp = policy.log_prob(params_t, data["obs"], data["actions"], per_task=True)
+    logp = policy.log_prob(params_t, data.obs, data.actions, per_task=True)
     if objective == "lvc":
-        weight = tf.exp(logp - tf.stop_gradient(tf.cast(data["logp_old"], logp.dtype)))
+        weight = tf.exp(logp - tf.stop_gradient(tf.cast(data.logp, logp.dtype)))
     else:
         weight = logp
-    return tf.reduce_sum(-masked_mean_per_task(weight * tf.cast(data["adv"], logp.dtype), data["mask"]))
+    return tf.reduce_sum(-masked_mean_per_task(weight * tf.cast(data.advantages, logp.dtype), data.mask))
 
 
-def inner_step(policy, params_t, data, inner_lr: float, objective: str) -> list[tf.Tensor]:
+def inner_step(policy, params_t, data: Processed, inner_lr: float, objective: str) -> list[tf.Tensor]:
     """One per-task gradient step; differentiable (second order) when recorded by an outer tape."""
     with tf.GradientTape() as tape:
         tape.watch(params_t)
@@ -78,65 +48,66 @@ def inner_step(policy, params_t, data, inner_lr: float, objective: str) -> list[
     return [p - inner_lr * g for p, g in zip(params_t, grads)]
 
 
-def tile(params, num_tasks) -> list[tf.Tensor]:
-    return [tf.tile(tf.convert_to_tensor(p)[None], [num_tasks] + [1] * len(p.shape)) for p in params]
-
-
-def adapt_chain(policy, params, pre_data: list[dict], inner_lr: float, objective: str) -> list[list[tf.Tensor]]:
-    """θ_0 (tiled), θ_1, …, θ_n from the pre-update batches; each step on the batch θ_k sampled."""
-    T = pre_data[0]["mask"].shape[0] if pre_data else None
-    chain = [tile(params, T)] if pre_data else []
-    for data in pre_data:
+def adapt_chain(policy, params, pre: list[Processed], inner_lr: float, objective: str) -> list[list[tf.Tensor]]:
+    """θ_0 (tiled), θ_1, …, θ_n from the processed pre-update batches; each step on the batch θ_k sampled."""
+    if not pre:
+        return []
+    chain = [policy.tile_params(pre[0].mask.shape[0], params)]
+    for data in pre:
         chain.append(inner_step(policy, chain[-1], data, inner_lr, objective))
     return chain
 
 
-def post_log_prob(policy, adapted, data) -> tf.Tensor:
+def post_log_prob(policy, adapted, data: Processed) -> tf.Tensor:
     """log π_{θ'}(a|s) on the post-update batch, ``[T, E, H]`` (shared params if not adapted)."""
     if adapted is None:
-        return policy.log_prob(policy.params, data["obs"], data["actions"])
-    return policy.log_prob(adapted, data["obs"], data["actions"], per_task=True)
+        return policy.log_prob(policy.params, data.obs, data.actions)
+    return policy.log_prob(adapted, data.obs, data.actions, per_task=True)
 
 
-def mean_kl(policy, params, data, per_task: bool) -> tf.Tensor:
+def mean_kl(policy, params, data: Processed, per_task: bool) -> tf.Tensor:
     """Mean over real steps of KL(π_old ‖ π_params) on ``data`` (π_old: the sampling distribution)."""
-    mean, log_std = policy.forward(params, data["obs"], per_task=per_task)
-    kl = gaussian_kl(tf.cast(data["mean_old"], mean.dtype), tf.cast(data["log_std_old"], mean.dtype), mean, log_std)
-    mask = tf.cast(data["mask"], kl.dtype)
-    return tf.reduce_sum(kl * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    mean, log_std = policy.forward(params, data.obs, per_task=per_task)
+    kl = gaussian_kl(tf.cast(data.mean, mean.dtype), tf.cast(data.log_std, mean.dtype), mean, log_std)
+    return masked_mean(kl, data.mask)
 
 
-def pg_loss(logp, data) -> tf.Tensor:
+def pg_loss(logp, data: Processed) -> tf.Tensor:
     """Vanilla policy-gradient loss ``−Σ log π·Â / Σ mask`` over all tasks."""
-    mask = tf.cast(data["mask"], logp.dtype)
-    return -tf.reduce_sum(logp * tf.cast(data["adv"], logp.dtype) * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    return -masked_mean(logp * tf.cast(data.advantages, logp.dtype), data.mask)
+
+
+def policy_std(policy: GaussianMLPPolicy) -> float:
+    """Mean standard deviation of the pre-update policy (a diagnostic)."""
+    return float(tf.reduce_mean(tf.exp(policy.log_std)))
 
 
 class MAMLFamily(MetaAlgorithm):
     """Interface plumbing shared by the MAML-family algorithms; each subclass writes ``update``.
 
     ``num_exploration_batches(n) = n``: the trainer samples a new batch with the current adapted
-    parameters after each inner step, as the reference implementations do.
+    parameters after each inner step, as the reference implementations do. The adapted state is the
+    list of per-task parameter tensors ``[T, ...]``.
     """
 
     inner_objective = "vpg"
 
-    def __init__(self, train_config, algo_config, obs_dim: int, act_dim: int,
-                 hidden_sizes=None, activation: str = "relu"):
-        validate(algo_config)
-        self.train_config = train_config
-        self.cfg = algo_config
-        self.discount = float(train_config.discount)
-        self.gae_lambda = float(train_config.gae_lambda)
-        self.inner_steps = int(train_config.inner_steps)
-        self.policy = GaussianMLPPolicy(obs_dim, act_dim, tuple(hidden_sizes or train_config.hidden_sizes),
-                                        activation=activation, init_std=algo_config.init_std,
-                                        seed=int(train_config.seed), name="policy")
-        self.eager = bool(getattr(train_config, "eager", False))
-        self._inner_step_fn = self.compile(self._inner_step_impl)
+    def __init__(self, settings: AlgorithmSettings, config, obs_dim: int, act_dim: int):
+        super().__init__(settings, config, obs_dim, act_dim)
+        shapes = self.network_shapes(settings.hidden_sizes, config)
+        self.policy = GaussianMLPPolicy(obs_dim, act_dim, tuple(shapes["hidden_sizes"]),
+                                        activation=shapes["activation"], init_std=config.init_std,
+                                        seed=int(settings.seed), name="policy")
+        self._inner_step_fn = self.compiled(self._inner_step_impl)
 
-    def compile(self, fn):
-        return fn if self.eager else tf.function(fn)
+    # -- data ------------------------------------------------------------------------------------
+    def process_exploration(self, batch: Batch) -> Processed:
+        return process_batch(batch, self.settings.discount, self.settings.gae_lambda)
+
+    def process_update_data(self, pre_batches: list[Batch], post_batch: Batch) -> tuple[list[Processed], Processed]:
+        """``(pre, post)``: the pre-update batches as processed when adapting, and the post-update batch."""
+        pre = self.take_processed_exploration(pre_batches)
+        return pre, process_batch(post_batch, self.settings.discount, self.settings.gae_lambda)
 
     # -- interface -------------------------------------------------------------------------------
     def num_exploration_batches(self, inner_steps: int) -> int:
@@ -147,25 +118,19 @@ class MAMLFamily(MetaAlgorithm):
             return self.policy.sampling_fn()
         return self.policy.sampling_fn(params=adapted, per_task=True)
 
-    def _inner_step_impl(self, params_t, data):
+    def _inner_step_impl(self, params_t, data: Processed):
         return inner_step(self.policy, params_t, data, self.cfg.inner_lr, self.inner_objective)
 
-    def adapt(self, batch: Batch, adapted: Any | None, inner_steps: int):
-        params_t = tile(self.policy.params, batch.num_tasks) if adapted is None else \
-            [tf.convert_to_tensor(p) for p in adapted]
-        new = self._inner_step_fn(params_t, inner_data(batch, self.discount, self.gae_lambda))
-        return [p.numpy() for p in new]
+    def adapt(self, batch: Batch, adapted: Any | None, inner_steps: int) -> list[tf.Tensor]:
+        params_t = self.policy.tile_params(batch.num_tasks) if adapted is None else adapted
+        data = self.processed_exploration(batch, new_adaptation=adapted is None)
+        return self._inner_step_fn(params_t, data)
 
     def exploitation_policy(self, adapted: Any | None):
         return self.exploration_policy(adapted)
 
     # -- helpers for update ----------------------------------------------------------------------
-    def prepare(self, pre_batches: list[Batch], post_batch: Batch):
-        pre = [inner_data(b, self.discount, self.gae_lambda) for b in pre_batches]
-        post = outer_data(post_batch, self.discount, self.gae_lambda)
-        return pre, post
-
-    def adapted_post_logp(self, pre, post):
+    def adapted_post_logp(self, pre: list[Processed], post: Processed):
         """(log π_{θ'}(post) [T, E, H], the adaptation chain) recomputed from the variables."""
         chain = adapt_chain(self.policy, self.policy.params, pre, self.cfg.inner_lr, self.inner_objective)
         adapted = chain[-1] if chain else None

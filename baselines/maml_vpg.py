@@ -9,16 +9,17 @@ import dataclasses
 
 import tensorflow as tf
 
-from baselines.maml import MAMLFamily, pg_loss
-from mame_tf.config import field
+from baselines.maml import MAMLFamily, pg_loss, policy_std
+from mame_tf.config import setting
 from mame_tf.optimizers import MultiAdam
+from mame_tf.processed import Processed
 
 
 @dataclasses.dataclass
 class MAMLVPGConfig:
-    inner_lr: float = field(0.1, "Inner policy-gradient step size α (Finn et al.: 0.1).", min=0.0)
-    outer_lr: float = field(1e-3, "Adam learning rate of the outer step.", positive=True)
-    init_std: float = field(1.0, "Initial policy standard deviation.", positive=True)
+    inner_lr: float = setting(0.1, "Inner policy-gradient step size α (Finn et al.: 0.1).", min=0.0)
+    outer_lr: float = setting(1e-3, "Adam learning rate of the outer step.", positive=True)
+    init_std: float = setting(1.0, "Initial policy standard deviation.", positive=True)
 
 
 class MAMLVPG(MAMLFamily):
@@ -26,27 +27,27 @@ class MAMLVPG(MAMLFamily):
     config_class = MAMLVPGConfig
     inner_objective = "vpg"
 
-    def __init__(self, train_config, algo_config, obs_dim, act_dim):
-        super().__init__(train_config, algo_config, obs_dim, act_dim)
-        self.optimizer = MultiAdam({"policy": (algo_config.outer_lr, self.policy.params)})
-        self._grad_fn = self.compile(self._grad_impl)
+    def __init__(self, settings, config, obs_dim, act_dim):
+        super().__init__(settings, config, obs_dim, act_dim)
+        self.optimizer = MultiAdam({"policy": (config.outer_lr, self.policy.params)})
+        self._grad_fn = self.compiled(self._grad_impl)
 
-    def extra_loss(self, pre, post, chain) -> tf.Tensor:
-        """Hook for E-MAML's exploration term (0 for MAML-VPG)."""
+    def exploration_loss(self, pre: list[Processed], post: Processed, chain) -> tf.Tensor:
+        """The loss term that rewards the pre-update policy for exploring: 0 here, E-MAML's term in EMAML."""
         return tf.zeros([])
 
-    def _grad_impl(self, pre, post):
+    def _grad_impl(self, pre: list[Processed], post: Processed):
         with tf.GradientTape() as tape:
             logp, chain = self.adapted_post_logp(pre, post)
             outer = pg_loss(logp, post)
-            extra = self.extra_loss(pre, post, chain)
-            loss = outer + extra
-        return outer, extra, tape.gradient(loss, self.policy.params)
+            explore = self.exploration_loss(pre, post, chain)
+            loss = outer + explore
+        return outer, explore, tape.gradient(loss, self.policy.params)
 
     def update(self, pre_batches, post_batch):
-        pre, post = self.prepare(pre_batches, post_batch)
-        outer, extra, grads = self._grad_fn(pre, post)
-        self.optimizer.apply({"policy": grads}, losses={"loss/outer": float(outer), "loss/explore": float(extra)})
-        return {"loss/outer": float(outer), "loss/explore": float(extra),
+        pre, post = self.process_update_data(pre_batches, post_batch)
+        outer, explore, grads = self._grad_fn(pre, post)
+        self.optimizer.apply({"policy": grads}, losses={"loss/outer": float(outer), "loss/explore": float(explore)})
+        return {"loss/outer": float(outer), "loss/explore": float(explore),
                 "grad_norm/policy": float(tf.linalg.global_norm(grads)),
-                "policy_std": float(tf.reduce_mean(tf.exp(self.policy.log_std)))}
+                "diag/policy_std": policy_std(self.policy)}

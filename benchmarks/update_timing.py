@@ -33,6 +33,7 @@ def main(argv):
     import mame_tf  # noqa: F401
     from mame_tf.config import TrainConfig
     from mame_tf.envs.batched import usable_cpus
+    from mame_tf.launch import build_algorithm
     from mame_tf.sampler import MetaSampler
     from mame_tf.trainer import adapt_and_sample
 
@@ -42,7 +43,7 @@ def main(argv):
     rows = {}
     for name in FLAGS.algos:
         cls = algorithm_class(name)
-        algo = cls(train, cls.config_class(), sampler.obs_dim, sampler.act_dim)
+        algo = build_algorithm(cls, train, cls.config_class(), sampler.obs_dim, sampler.act_dim)
         tasks = sampler.sample_tasks(FLAGS.meta_batch_size)
         pre, post, _ = adapt_and_sample(algo, sampler, tasks, train.inner_steps)  # warm-up: traces
         t = time.perf_counter()

@@ -26,15 +26,96 @@ same ``exploration_policy`` / ``adapt`` / ``exploitation_policy`` calls with its
 from __future__ import annotations
 
 import abc
-from typing import Any
+import dataclasses
+from typing import Any, Callable, ClassVar
 
 from mame_tf.batch import Batch, SamplingPolicy
+from mame_tf.processed import ExplorationCache, Processed
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSettings:
+    """The shared settings an algorithm reads (built from the run's TrainConfig by ``mame_tf.launch``).
+
+    seed:          seeds the networks' initial weights
+    discount:      γ of the returns and advantages
+    gae_lambda:    λ of GAE
+    hidden_sizes:  hidden layer sizes of every network (unless the algorithm's config says otherwise)
+    inner_steps:   inner adaptation steps of meta-training
+    eager:         run the update steps eagerly instead of compiling them
+    """
+
+    seed: int
+    discount: float
+    gae_lambda: float
+    hidden_sizes: tuple[int, ...]
+    inner_steps: int
+    eager: bool = False
 
 
 class MetaAlgorithm(abc.ABC):
-    """Abstract meta-RL algorithm. Subclasses set ``name`` and implement the methods below."""
+    """Abstract meta-RL algorithm. Subclasses set ``name`` and ``config_class`` and implement the methods below.
 
-    name: str = "abstract"
+    The constructor takes the shared settings, the algorithm's own validated config (an instance of
+    ``config_class``, a settings dataclass of ``mame_tf.config``) and the environment's dimensions.
+    Each exploration batch is processed once (:meth:`process_exploration`) when the algorithm adapts
+    to it and the result is reused by :meth:`update` (see ``mame_tf.processed``).
+    """
+
+    name: ClassVar[str] = "abstract"
+    config_class: ClassVar[type]
+
+    def __init__(self, settings: AlgorithmSettings, config, obs_dim: int, act_dim: int):
+        self.check_config(config)
+        self.settings = settings
+        self.cfg = config
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self._exploration = ExplorationCache()
+
+    @classmethod
+    def env_presets(cls, env: str) -> dict[str, Any]:
+        """Per-family defaults of the algorithm's own settings, applied to the flags not given (none here)."""
+        return {}
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Raise ValueError unless ``config`` is a valid ``config_class`` (every field, then its own rules)."""
+        from mame_tf.config import validate
+
+        if not isinstance(config, cls.config_class):
+            raise TypeError(f"{cls.__name__} needs a {cls.config_class.__name__}, not a {type(config).__name__}")
+        validate(config)
+
+    @classmethod
+    def network_shapes(cls, hidden_sizes: tuple[int, ...], config) -> dict[str, Any]:
+        """The hidden sizes and activation the networks are built with (recorded in ``config.json``)."""
+        return {"hidden_sizes": list(hidden_sizes), "activation": "relu"}
+
+    def compiled(self, fn: Callable) -> Callable:
+        """``fn`` as a ``tf.function``, or ``fn`` itself with ``--eager``."""
+        import tensorflow as tf
+
+        return fn if self.settings.eager else tf.function(fn)
+
+    # -- processing ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def process_exploration(self, batch: Batch) -> Processed:
+        """What this algorithm reads of an exploration (pre-update) batch."""
+
+    def processed_exploration(self, batch: Batch, *, new_adaptation: bool) -> Processed:
+        """``process_exploration(batch)``, computed once per adaptation and reused by :meth:`update`.
+
+        ``new_adaptation`` (the first batch of an adaptation) forgets the previous adaptation's batches.
+        """
+        if new_adaptation:
+            self._exploration.clear()
+        return self._exploration.get(batch, self.process_exploration)
+
+    def take_processed_exploration(self, pre_batches: list[Batch]) -> list[Processed]:
+        """The processed ``pre_batches`` (cached or computed now), for an update; then forgets them."""
+        pre = [self._exploration.get(batch, self.process_exploration) for batch in pre_batches]
+        self._exploration.clear()
+        return pre
 
     @abc.abstractmethod
     def num_exploration_batches(self, inner_steps: int) -> int:

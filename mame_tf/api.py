@@ -89,6 +89,7 @@ def load_run(logdir: str, inner_steps: int | None = None, stream=None):
     import dataclasses
 
     from mame_tf.checkpoint import Checkpointer, check_run_state
+    from mame_tf.launch import build_algorithm
     from mame_tf.sampler import MetaSampler
 
     cls, train, algo_cfg = read_config(logdir)
@@ -99,7 +100,8 @@ def load_run(logdir: str, inner_steps: int | None = None, stream=None):
         obs_dim, act_dim = probe.obs_dim, probe.act_dim
     finally:
         probe.close()
-    algo = cls(train, algo_cfg, obs_dim, act_dim)
+    algo = build_algorithm(cls, train, algo_cfg, obs_dim, act_dim)
+    algo.train_config = train  # for the caller (e.g. a sampler of the run's horizon); the algorithm never reads it
     out = stream if stream is not None else sys.stderr
     checkpointer = Checkpointer(os.path.join(logdir, "checkpoints"), algo.checkpoint_items(), write=False,
                                 check_state=check_run_state)
@@ -111,6 +113,6 @@ def load_run(logdir: str, inner_steps: int | None = None, stream=None):
 
 
 def load(logdir: str, stream=None):
-    """The trained algorithm of the run in ``logdir`` (its full configuration in ``algo.train_config`` and
+    """The trained algorithm of the run in ``logdir`` (its settings in ``algo.settings`` and
     ``algo.cfg``), restored from the newest intact checkpoint; ready for ``mame_tf.trainer.evaluate``."""
     return load_run(logdir, stream=stream)[0]

@@ -3,11 +3,12 @@
 ``T`` tasks, ``E`` episodes per task, ``H`` horizon. Every array is a numpy array; algorithms convert
 what they need to tensors. Steps after an episode terminated are padding: ``mask`` is 0 there, and
 rewards, log-probabilities and every other per-step quantity at those steps must be ignored.
+An algorithm processes each batch once into tensors (``mame_tf.processed``).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,9 +25,9 @@ class SamplingPolicy(Protocol):
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Batch:
-    """Episodes of ``T`` tasks × ``E`` episodes × ``H`` steps.
+    """Episodes of ``T`` tasks × ``E`` episodes × ``H`` steps (frozen: a batch is what was sampled).
 
     obs:       [T, E, H, obs_dim]  observation before each action
     actions:   [T, E, H, act_dim]  the sampled (unclipped) actions
@@ -86,17 +87,3 @@ class Batch:
         outside = (values < low) | (values > high)  # [T, E, H, act_dim]
         weights = np.broadcast_to(self.mask[..., None], outside.shape)
         return float((outside * weights).sum() / max(weights.sum(), 1.0))
-
-    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Batch":
-        """A new batch with ``fn`` applied to every per-step array (e.g. a slice over tasks or episodes)."""
-        return Batch(
-            obs=fn(self.obs),
-            actions=fn(self.actions),
-            rewards=fn(self.rewards),
-            mask=fn(self.mask),
-            logp=fn(self.logp),
-            mean=fn(self.mean),
-            log_std=fn(self.log_std),
-            tasks=self.tasks,
-            infos={k: fn(v) for k, v in self.infos.items()},
-        )

@@ -21,9 +21,9 @@ from mame_tf.envs import ENV_IDS, HORIZONS
 WANDB_MODES = ("offline", "online", "disabled")
 
 
-def field(default, help: str, **meta):
-    """A dataclass field with its flag help text and constraints."""
-    return dataclasses.field(default=default, metadata={"help": help, **meta})
+def setting(default, doc: str, **meta):
+    """A settings-dataclass field: its default, its flag help text ``doc`` and its constraints."""
+    return dataclasses.field(default=default, metadata={"help": doc, **meta})
 
 
 # Per task family: reference §2 (Finn et al.'s MAML code and the paper) — horizon 100 on the point
@@ -41,31 +41,32 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
 class TrainConfig:
     """Settings shared by every algorithm: the task family, the budget, the run directory."""
 
-    env: str = field("point_corner", "Task family.", choices=tuple(sorted(ENV_IDS)))
-    seed: int = field(0, "Random seed (networks, tasks, sampling noise).", min=0)
-    iterations: int = field(None, "Number of meta-iterations (preset per task family: 300 point, 800 MuJoCo).",
+    env: str = setting("point_corner", "Task family.", choices=tuple(sorted(ENV_IDS)))
+    seed: int = setting(0, "Random seed (networks, tasks, sampling noise).", min=0)
+    iterations: int = setting(None, "Number of meta-iterations (preset per task family: 300 point, 800 MuJoCo).",
                             positive=True)
-    meta_batch_size: int = field(40, "Tasks per meta-iteration.", positive=True)
-    episodes_per_task: int = field(20, "Episodes per task, for each of the pre- and post-update batches.",
+    meta_batch_size: int = setting(40, "Tasks per meta-iteration.", positive=True)
+    episodes_per_task: int = setting(20, "Episodes per task, for each of the pre- and post-update batches.",
                                    positive=True)
-    horizon: int = field(None, "Steps per episode (preset per task family: 100 point, 200 MuJoCo).", positive=True)
-    inner_steps: int = field(1, "Inner adaptation steps during meta-training.", min=0, max=10)
-    test_inner_steps: int = field(1, "Inner adaptation steps for meta-testing (evaluation).", min=0, max=10)
-    discount: float = field(0.99, "Discount factor γ.", min=0.0, max=1.0)
-    gae_lambda: float = field(1.0, "GAE λ for the policy-gradient advantages.", min=0.0, max=1.0)
-    hidden_sizes: tuple = field((100, 100), "Hidden layer sizes of every network (comma-separated).")
-    logdir: str = field("", "Run directory (default: runs/<algo>-<env>-seed<seed>-<time>).")
-    resume: bool = field(False, "Continue the run in --logdir from its last complete checkpoint.")
-    checkpoint_every: int = field(10, "Write a checkpoint every N iterations (and always at exit).", positive=True)
-    keep_checkpoints: int = field(3, "Number of checkpoints kept in the run directory.", positive=True)
-    eval_every: int = field(0, "Meta-test on held-out tasks every N iterations (0: never).", min=0)
-    eval_tasks: int = field(40, "Number of held-out tasks for meta-testing.", positive=True)
-    wandb_mode: str = field("offline", "Weights & Biases mode (offline needs no network).", choices=WANDB_MODES)
-    wandb_project: str = field("mame-tf", "Weights & Biases project name.")
-    eager: bool = field(False, "Run the update steps eagerly instead of compiling them (debugging).")
-    nthread: int = field(0, "Simulation threads (0: all cores).", min=0)
-    quiet: bool = field(False, "Print no per-iteration progress lines.")
-    tensorboard: bool = field(False, "Also write TensorBoard event files (tf.summary) into <logdir>/tensorboard.")
+    horizon: int = setting(None, "Steps per episode (preset per task family: 100 point, 200 MuJoCo).", positive=True)
+    inner_steps: int = setting(1, "Inner adaptation steps during meta-training.", min=0, max=10)
+    test_inner_steps: int = setting(1, "Inner adaptation steps for meta-testing (evaluation).", min=0, max=10)
+    discount: float = setting(0.99, "Discount factor γ.", min=0.0, max=1.0)
+    gae_lambda: float = setting(1.0, "GAE λ for the policy-gradient advantages.", min=0.0, max=1.0)
+    hidden_sizes: tuple = setting((100, 100), "Hidden layer sizes of every network (comma-separated); ProMP "
+                                  "uses --promp_hidden_sizes instead.")
+    logdir: str = setting("", "Run directory (default: runs/<algo>-<env>-seed<seed>-<time>).")
+    resume: bool = setting(False, "Continue the run in --logdir from its last complete checkpoint.")
+    checkpoint_every: int = setting(10, "Write a checkpoint every N iterations (and always at exit).", positive=True)
+    keep_checkpoints: int = setting(3, "Number of checkpoints kept in the run directory.", positive=True)
+    eval_every: int = setting(0, "Meta-test on held-out tasks every N iterations (0: never).", min=0)
+    eval_tasks: int = setting(40, "Number of held-out tasks for meta-testing.", positive=True)
+    wandb_mode: str = setting("offline", "Weights & Biases mode (offline needs no network).", choices=WANDB_MODES)
+    wandb_project: str = setting("mame-tf", "Weights & Biases project name.")
+    eager: bool = setting(False, "Run the update steps eagerly instead of compiling them (debugging).")
+    nthread: int = setting(0, "Simulation threads (0: all cores).", min=0)
+    quiet: bool = setting(False, "Print no per-iteration progress lines.")
+    tensorboard: bool = setting(False, "Also write TensorBoard event files (tf.summary) into <logdir>/tensorboard.")
 
     def __post_init__(self) -> None:
         """Settings left unset (None) take the task family's preset; then every field is validated."""
@@ -194,4 +195,9 @@ def from_dict(cls, data: dict):
 
 
 def dumps(train: TrainConfig, algo_name: str, algo) -> str:
-    return json.dumps({"algorithm": algo_name, "train": to_dict(train), "algo": to_dict(algo)}, indent=2)
+    """The text of a run's ``config.json``: the settings, and (``networks``) the network shape they resolve to."""
+    from mame_tf.registry import algorithm_class
+
+    networks = algorithm_class(algo_name).network_shapes(tuple(train.hidden_sizes), algo)
+    return json.dumps({"algorithm": algo_name, "train": to_dict(train), "algo": to_dict(algo),
+                       "networks": networks}, indent=2)

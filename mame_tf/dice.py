@@ -20,9 +20,3 @@ def dice_weights(logp: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     logp = tf.convert_to_tensor(logp)
     mask = tf.cast(mask, logp.dtype)
     return magic_box(tf.cumsum(logp * mask, axis=-1)) * mask
-
-
-def dice_objective(logp: tf.Tensor, values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean over all leading axes of ``Σ_t ⊡(τ_t)·values_t`` (e.g. per episode, then averaged)."""
-    per_episode = tf.reduce_sum(dice_weights(logp, mask) * tf.cast(values, logp.dtype), axis=-1)
-    return tf.reduce_mean(per_episode)

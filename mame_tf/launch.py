@@ -41,13 +41,12 @@ def build_configs(algo_cls, flag_values=flags.FLAGS) -> tuple[TrainConfig, objec
     train = TrainConfig(**train_values)
     algo_cfg_cls = algo_cls.config_class
     algo_given = cfgmod.from_flags(algo_cfg_cls, flag_values, only_present=True)
-    presets = algo_cfg_cls.env_presets(env) if hasattr(algo_cfg_cls, "env_presets") else {}
-    algo_values = {**cfgmod.from_flags(algo_cfg_cls, flag_values), **presets, **algo_given}
+    algo_values = {**cfgmod.from_flags(algo_cfg_cls, flag_values), **algo_cls.env_presets(env), **algo_given}
     algo_cfg = algo_cfg_cls(**algo_values)
     if train.resume:
         train, algo_cfg = _resume_configs(algo_cls, train, algo_cfg, given, algo_given)
     cfgmod.validate(train)
-    cfgmod.validate(algo_cfg)
+    algo_cls.check_config(algo_cfg)
     return train, algo_cfg
 
 
@@ -84,7 +83,21 @@ def seed_everything(seed: int) -> None:
     tf.random.set_seed(seed)
 
 
-def build(algo_cls, train: TrainConfig, algo_cfg):
+def algorithm_settings(train: TrainConfig):
+    """What an algorithm reads of the shared settings (the one place they are handed over)."""
+    from mame_tf.algorithm import AlgorithmSettings
+
+    return AlgorithmSettings(seed=int(train.seed), discount=float(train.discount), gae_lambda=float(train.gae_lambda),
+                             hidden_sizes=tuple(train.hidden_sizes), inner_steps=int(train.inner_steps),
+                             eager=bool(train.eager))
+
+
+def build_algorithm(algo_cls, train: TrainConfig, algo_cfg, obs_dim: int, act_dim: int):
+    """The algorithm of a validated configuration, for an environment of these dimensions."""
+    return algo_cls(algorithm_settings(train), algo_cfg, obs_dim, act_dim)
+
+
+def build_sampler_and_algorithm(algo_cls, train: TrainConfig, algo_cfg):
     """Sampler, held-out sampler and algorithm for a validated configuration."""
     from mame_tf.sampler import MetaSampler
 
@@ -95,7 +108,7 @@ def build(algo_cls, train: TrainConfig, algo_cfg):
     if train.eval_every:
         eval_sampler = MetaSampler(train.env, train.episodes_per_task, train.horizon, seed=train.seed + 10_000,
                                    nthread=nthread)
-    algo = algo_cls(train, algo_cfg, sampler.obs_dim, sampler.act_dim)
+    algo = build_algorithm(algo_cls, train, algo_cfg, sampler.obs_dim, sampler.act_dim)
     return sampler, eval_sampler, algo
 
 
@@ -112,7 +125,7 @@ def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> d
     from mame_tf.trainer import train as train_loop
 
     with Run(train, algo_cls.name, algo_cfg, stream=stream) as run:
-        sampler, eval_sampler, algo = build(algo_cls, run.config, algo_cfg)
+        sampler, eval_sampler, algo = build_sampler_and_algorithm(algo_cls, run.config, algo_cfg)
         try:
             run.start(algo, sampler, eval_sampler)
             if run.iteration < run.config.iterations:  # a run that trains: record who started it, how

@@ -101,43 +101,30 @@ def _assign_flat(params, flat):
 
 
 def trpo_step(
-    surrogate_fn: Callable[[], tf.Tensor],
-    kl_fn: Callable[[], tf.Tensor],
     params: Sequence,
+    loss_and_gradient_fn: Callable[[], tuple[tf.Tensor, tf.Tensor]],
+    loss_and_kl_fn: Callable[[], tuple[tf.Tensor, tf.Tensor]],
+    hvp_fn: Callable[[tf.Tensor], tf.Tensor],
     max_kl: float = 0.01,
     cg_iters: int = 10,
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
-    damping: float = 1e-5,
-    hvp_kl_fn: Callable[[], tf.Tensor] | None = None,
-    gradient_fn: Callable[[], tf.Tensor] | None = None,
-    hvp_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
-    loss_and_gradient_fn: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
-    loss_and_kl_fn: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
 ) -> dict[str, float]:
-    """One TRPO update of ``params`` minimising ``surrogate_fn()`` subject to ``kl_fn() ≤ max_kl``.
+    """One TRPO update of ``params`` minimising a surrogate loss subject to its mean KL ``≤ max_kl``.
 
-    The search direction is ``x = H⁻¹g`` (CG on the Hessian of ``hvp_kl_fn`` — by default ``kl_fn`` —
-    damped by ``damping·I`` for numerical stability), scaled so the quadratic KL model equals
-    ``max_kl``; the step is then shrunk by ``backtrack_ratio`` up to ``max_backtracks`` times until
-    the loss decreases and the exact KL is within the bound. A caller may pass compiled versions of
-    the pieces: ``gradient_fn`` (flat gradient), ``hvp_fn`` (Hessian-vector product),
-    ``loss_and_gradient_fn`` (the loss and its gradient from one pass) and ``loss_and_kl_fn``
-    (the loss and the KL from one pass, for the line search).
+    ``loss_and_gradient_fn()`` gives the surrogate and its flat gradient ``g``, ``loss_and_kl_fn()`` the
+    surrogate and the KL at the current ``params`` and ``hvp_fn(v)`` the (damped) product of the KL's
+    Hessian with a flat vector (e.g. :func:`hessian_vector_product`). The search direction is
+    ``x = H⁻¹g`` by conjugate gradient, scaled so the quadratic KL model equals ``max_kl``; the step is
+    then shrunk by ``backtrack_ratio`` up to ``max_backtracks`` times until the loss decreases and the
+    exact KL is within the bound, else the parameters are restored.
     """
     if max_kl <= 0:
         raise ValueError(f"max_kl={max_kl} must be > 0")
     old = flatten(params)
-    if loss_and_gradient_fn is not None:
-        loss_before, g = loss_and_gradient_fn()
-        loss_before = float(loss_before)
-    else:
-        loss_before = float(surrogate_fn())
-        g = gradient_fn() if gradient_fn is not None else gradient(surrogate_fn, params)
-    if loss_and_kl_fn is None:
-        loss_and_kl_fn = lambda: (surrogate_fn(), kl_fn())  # noqa: E731
-    hvp = hvp_fn or hessian_vector_product(hvp_kl_fn or kl_fn, params, damping)
-    direction, residual = conjugate_gradient(hvp, -g, iters=cg_iters, return_residual=True)
+    loss_before, g = loss_and_gradient_fn()
+    loss_before = float(loss_before)
+    direction, residual = conjugate_gradient(hvp_fn, -g, iters=cg_iters, return_residual=True)
     shs = float(tf.reduce_sum(direction * (-g - residual)))  # = directionᵀ H direction
     metrics = {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0, "accepted": 0.0,
                "num_backtracks": float(max_backtracks)}

@@ -8,7 +8,6 @@ the linear feature baseline.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 
 def discounted_returns(rewards: np.ndarray, mask: np.ndarray, discount: float) -> np.ndarray:
@@ -48,28 +47,3 @@ def normalize_per_task(x: np.ndarray, mask: np.ndarray, eps: float = 1e-8) -> np
     mean = (x * mask).sum(axis=axes, keepdims=True) / n
     var = (np.square(x - mean) * mask).sum(axis=axes, keepdims=True) / n
     return (x - mean) / (np.sqrt(var) + eps) * mask
-
-
-def _discount_matrix(horizon: int, discount: float, dtype) -> tf.Tensor:
-    t = np.arange(horizon)
-    power = t[None, :] - t[:, None]  # [t, t'] = t' − t
-    return tf.constant(np.where(power >= 0, discount ** np.maximum(power, 0), 0.0), dtype=dtype)
-
-
-def tf_discounted_returns(rewards: tf.Tensor, mask: tf.Tensor, discount: float) -> tf.Tensor:
-    """TF reward-to-go (differentiable in ``rewards``): one matmul with the discount matrix."""
-    rewards = tf.convert_to_tensor(rewards)
-    mask = tf.cast(mask, rewards.dtype)
-    horizon = rewards.shape[-1]
-    gamma = _discount_matrix(horizon, discount, rewards.dtype)
-    return tf.linalg.matvec(gamma, rewards * mask) * mask
-
-
-def tf_normalize_per_task(x: tf.Tensor, mask: tf.Tensor, eps: float = 1e-8) -> tf.Tensor:
-    """TF version of :func:`normalize_per_task` for ``[T, ...]`` tensors."""
-    mask = tf.cast(mask, x.dtype)
-    axes = list(range(1, len(x.shape)))
-    n = tf.maximum(tf.reduce_sum(mask, axis=axes, keepdims=True), 1.0)
-    mean = tf.reduce_sum(x * mask, axis=axes, keepdims=True) / n
-    var = tf.reduce_sum(tf.square(x - mean) * mask, axis=axes, keepdims=True) / n
-    return (x - mean) / (tf.sqrt(var) + eps) * mask

@@ -102,8 +102,7 @@ def preset_help(algo_cls) -> str:
 
     lines = ["Per-family presets (used for every flag not given on the command line):"]
     for env, values in ENV_PRESETS.items():
-        extra = algo_cls.config_class.env_presets(env) if hasattr(algo_cls.config_class, "env_presets") else {}
-        cells = ", ".join(f"--{k}={v}" for k, v in {**values, **extra}.items())
+        cells = ", ".join(f"--{k}={v}" for k, v in {**values, **algo_cls.env_presets(env)}.items())
         lines.append(f"  {env:20s} {cells}")
     return "\n".join(lines)
 

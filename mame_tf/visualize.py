@@ -136,12 +136,12 @@ def task_label(task) -> str:
 
 def build_agent(run: LoadedRun, seed: int, episodes: int):
     """(algorithm, sampler) for the run's settings; the sampler draws ``episodes`` per task."""
-    from mame_tf.launch import algorithm_class, seed_everything
+    from mame_tf.launch import algorithm_class, build_algorithm, seed_everything
     from mame_tf.sampler import MetaSampler
 
     seed_everything(seed)
     sampler = MetaSampler(run.train.env, episodes, run.train.horizon, seed=seed)
-    algo = algorithm_class(run.algorithm)(run.train, run.algo_cfg, sampler.obs_dim, sampler.act_dim)
+    algo = build_algorithm(algorithm_class(run.algorithm), run.train, run.algo_cfg, sampler.obs_dim, sampler.act_dim)
     return algo, sampler
 
 

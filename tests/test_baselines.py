@@ -1,18 +1,21 @@
 """MAML-family baselines: exact second-order meta-gradients, TRPO through the inner step, ProMP, updates."""
-import types
+
+import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from baselines.emaml import EMAML, EMAMLConfig
-from baselines.maml import adapt_chain, inner_data, mean_kl, outer_data, pg_loss, post_log_prob
+from baselines.maml import adapt_chain, mean_kl, pg_loss, post_log_prob
 from baselines.maml_trpo import MAMLTRPO, MAMLTRPOConfig
 from baselines.maml_vpg import MAMLVPG, MAMLVPGConfig
 from baselines.promp import ProMP, ProMPConfig
+from mame_tf.algorithm import AlgorithmSettings
 from mame_tf.batch import Batch
 from mame_tf.networks import GaussianMLPPolicy
 from mame_tf.optimizers import flatten, hessian_vector_product
+from mame_tf.processed import process_batch
 
 T, E, H, OBS, ACT = 2, 3, 4, 2, 1
 
@@ -20,7 +23,7 @@ T, E, H, OBS, ACT = 2, 3, 4, 2, 1
 def _tc(**kw):
     base = dict(hidden_sizes=(6,), seed=0, discount=0.9, gae_lambda=1.0, inner_steps=1, eager=True)
     base.update(kw)
-    return types.SimpleNamespace(**base)
+    return AlgorithmSettings(**base)
 
 
 def _batch(rng, policy=None, params=None):
@@ -62,8 +65,8 @@ def test_second_order_meta_gradient_matches_finite_differences(steps, objective)
     rng = np.random.default_rng(0)
     policy = GaussianMLPPolicy(OBS, ACT, (5,), activation="tanh", seed=0)
     params = _f64(policy.params, rng)
-    pre = [inner_data(_batch(rng, policy), 0.9, 1.0) for _ in range(steps)]
-    post = outer_data(_batch(rng), 0.9, 1.0)
+    pre = [process_batch(_batch(rng, policy), 0.9, 1.0) for _ in range(steps)]
+    post = process_batch(_batch(rng), 0.9, 1.0)
 
     def meta_loss(ps, first_order=False):
         if first_order:
@@ -95,10 +98,10 @@ def test_trpo_kl_hessian_vector_product_through_the_inner_step():
     rng = np.random.default_rng(2)
     policy = GaussianMLPPolicy(OBS, ACT, (5,), activation="tanh", seed=0)
     params = [tf.Variable(p) for p in _f64(policy.params, rng)]
-    pre = [inner_data(_batch(rng, policy), 0.9, 1.0)]
+    pre = [process_batch(_batch(rng, policy), 0.9, 1.0)]
     post_b = _batch(rng)
-    post_b.mean = post_b.mean + 0.3
-    post = outer_data(post_b, 0.9, 1.0)
+    post_b = dataclasses.replace(post_b, mean=post_b.mean + 0.3)
+    post = process_batch(post_b, 0.9, 1.0)
 
     def kl():
         chain = adapt_chain(policy, params, pre, 0.4, "vpg")
@@ -131,7 +134,7 @@ def test_trpo_step_respects_the_kl_bound_or_leaves_parameters_unchanged():
         adapted = algo.adapt(pre[0], None, 1)
         post = _batch(rng, algo.policy, [tf.constant(a) for a in adapted])
         before = [p.numpy().copy() for p in algo.policy.params]
-        pre_t, post_t = algo.prepare(pre, post)
+        pre_t, post_t = algo.process_update_data(pre, post)
         surrogate_before = float(algo._surrogate(pre_t, post_t))
         metrics = algo.update(pre, post)
         kl_after = float(algo._kl(pre_t, post_t))
@@ -149,10 +152,10 @@ def test_promp_likelihood_ratios_are_one_at_the_sampling_parameters():
     pre = [_batch(rng, algo.policy)]
     adapted = algo.adapt(pre[0], None, 1)
     post = _batch(rng, algo.policy, [tf.constant(a) for a in adapted])
-    pre_t, post_t = algo.prepare(pre, post)
+    pre_t, post_t = algo.process_update_data(pre, post)
     # inner LVC ratio at θ_old
-    logp = algo.policy.log_prob(algo.policy.params, pre_t[0]["obs"], pre_t[0]["actions"])
-    ratio = tf.exp(logp - pre_t[0]["logp_old"]).numpy()[pre[0].mask > 0]
+    logp = algo.policy.log_prob(algo.policy.params, pre_t[0].obs, pre_t[0].actions)
+    ratio = tf.exp(logp - pre_t[0].logp).numpy()[pre[0].mask > 0]
     np.testing.assert_allclose(ratio, 1.0, atol=1e-5)
     # outer ratio on the first epoch (θ' recomputed from the same θ)
     metrics = algo.update(pre, post)
@@ -177,7 +180,8 @@ def test_update_is_finite_and_changes_parameters(cls, cfg, steps):
         assert all(np.isfinite(a).all() and a.shape[0] == T for a in adapted)
     params = None if adapted is None else [tf.constant(a) for a in adapted]
     post = _batch(rng, algo.policy, params)
-    post.rewards = post.rewards + np.arange(T)[:, None, None].astype(np.float32) * post.mask  # tasks differ
+    post = dataclasses.replace(  # tasks differ
+        post, rewards=post.rewards + np.arange(T)[:, None, None].astype(np.float32) * post.mask)
     before = [p.numpy().copy() for p in algo.policy.params]
     metrics = algo.update(pre, post)
     assert all(np.isfinite(v) for v in metrics.values()), metrics
@@ -196,7 +200,7 @@ def test_emaml_term_changes_the_update_and_bad_settings_fail():
         r = np.random.default_rng(6)
         pre = [_batch(r, algo.policy)]
         post = _batch(r)
-        post.rewards = post.rewards + np.arange(T)[:, None, None].astype(np.float32)
+        post = dataclasses.replace(post, rewards=post.rewards + np.arange(T)[:, None, None].astype(np.float32))
         before = flatten(algo.policy.params).numpy()
         algo.update(pre, post)
         deltas.append(flatten(algo.policy.params).numpy() - before)

@@ -15,7 +15,7 @@ from absl import flags
 from mame_tf import config as cfgmod
 from mame_tf.checkpoint import Checkpointer
 from mame_tf.config import TrainConfig
-from mame_tf.launch import algorithm_class, build_configs, train_from_configs
+from mame_tf.launch import algorithm_class, build_algorithm, build_configs, train_from_configs
 from mame_tf.mame import MAME, MAMEConfig
 from mame_tf.trainer import NonFiniteError
 
@@ -100,12 +100,12 @@ def test_run_directory_and_resume_give_the_same_progress(tmp_path):
 
 def test_checkpoints_restore_optimizer_slots(tmp_path):
     tc = _train(tmp_path)
-    a = MAME(tc, MAMEConfig(latent_dim=2), 2, 2)
+    a = build_algorithm(MAME, tc, MAMEConfig(latent_dim=2), 2, 2)
     for slot in a.optimizer.optimizers["networks"].variables:
         slot.assign(slot + 0.5)
     ck = Checkpointer(str(tmp_path / "ck"), a.checkpoint_items())
     ck.save(7, {"x": 1})
-    b = MAME(dataclasses.replace(tc, seed=3), MAMEConfig(latent_dim=2), 2, 2)
+    b = build_algorithm(MAME, dataclasses.replace(tc, seed=3), MAMEConfig(latent_dim=2), 2, 2)
     state = Checkpointer(str(tmp_path / "ck"), b.checkpoint_items()).restore_latest()
     assert state["iteration"] == 7
     for va, vb in zip(a.optimizer.optimizers["networks"].variables, b.optimizer.optimizers["networks"].variables):
@@ -243,7 +243,7 @@ def test_held_out_evaluation_lands_in_progress_csv(tmp_path):
 
 
 def test_checkpoint_saved_twice_and_a_dangling_latest_pointer(tmp_path):
-    a = MAME(_train(tmp_path), MAMEConfig(latent_dim=2), 2, 2)
+    a = build_algorithm(MAME, _train(tmp_path), MAMEConfig(latent_dim=2), 2, 2)
     ck = Checkpointer(str(tmp_path / "ck"), a.checkpoint_items(), keep=5)
     ck.save(4, {"x": 1})
     ck.save(5, {"x": 2})

@@ -1,15 +1,16 @@
 """MAME: exact second-order gradients, DiCE on an enumerable problem, the low-variance estimator, ablations."""
 import dataclasses
 import itertools
-import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from mame_tf.algorithm import AlgorithmSettings
 from mame_tf.batch import Batch
 from mame_tf.dice import dice_weights
-from mame_tf.mame import MAME, MAMEConfig, adapt_latent, explore_weights, outer_objective
+from mame_tf.mame import MAME, MAMEConfig, adapt_latent, outer_objective
+from mame_tf.processed import Processed
 from mame_tf.networks import GaussianMLPPolicy, RegressionMLP
 
 T, E, H, OBS, ACT, K = 2, 3, 4, 2, 1, 2
@@ -18,7 +19,7 @@ T, E, H, OBS, ACT, K = 2, 3, 4, 2, 1, 2
 def _train_config(**kw):
     base = dict(hidden_sizes=(6,), seed=0, discount=0.9, gae_lambda=1.0, inner_steps=1, eager=True)
     base.update(kw)
-    return types.SimpleNamespace(**base)
+    return AlgorithmSettings(**base)
 
 
 def _batch(rng, T=T, E=E, H=H, terminate=True):
@@ -40,29 +41,33 @@ def _f64_setup(inner_objective="regression", steps=1, inner_grad_clip=0.0):
     cfg = MAMEConfig(latent_dim=K, inner_lr=0.7, inner_objective=inner_objective, explore_estimator="dice",
                      inner_grad_clip=inner_grad_clip)
     pi = GaussianMLPPolicy(OBS, ACT, (5,), activation="tanh", latent_dim=K, seed=1)
-    model = RegressionMLP(OBS + ACT, (5,), activation="tanh", latent_dim=K, seed=2)
+    self_supervision = RegressionMLP(OBS + ACT, (5,), activation="tanh", latent_dim=K, seed=2)
     mu = GaussianMLPPolicy(OBS, ACT, (5,), activation="tanh", seed=3)
     f64 = lambda ps: [tf.constant(np.asarray(p, np.float64) + rng.normal(scale=0.3, size=p.shape)) for p in ps]  # noqa: E731
-    theta, beta, phi = f64(pi.params), f64(model.params), f64(mu.params)
+    theta, beta, phi = f64(pi.params), f64(self_supervision.params), f64(mu.params)
     z = tf.constant(rng.normal(size=K))
     pre_b, post_b = _batch(rng), _batch(rng)
-    pre = {k: tf.constant(v, tf.float64) for k, v in dict(
-        obs=pre_b.obs, actions=pre_b.actions, mask=pre_b.mask, target=pre_b.rewards,
-        logp_mu=rng.normal(size=(T, E, H)), adv=rng.normal(size=(T, E, H))).items()}
-    post = {k: tf.constant(v, tf.float64) for k, v in dict(
-        obs=post_b.obs, actions=post_b.actions, mask=post_b.mask, adv=rng.normal(size=(T, E, H))).items()}
-    nets = (cfg, pi, model, mu)
+    f64t = lambda x: tf.constant(x, tf.float64)  # noqa: E731
+    pre = Processed(obs=f64t(pre_b.obs), actions=f64t(pre_b.actions), mask=f64t(pre_b.mask), target=f64t(pre_b.rewards),
+                    logp=f64t(rng.normal(size=(T, E, H))), advantages=f64t(rng.normal(size=(T, E, H))),
+                    mean=None, log_std=None, task_return=None)
+    post = Processed(obs=f64t(post_b.obs), actions=f64t(post_b.actions), mask=f64t(post_b.mask),
+                     advantages=f64t(rng.normal(size=(T, E, H))), logp=None, mean=None, log_std=None,
+                     task_return=None)
+    nets = (cfg, pi, self_supervision, mu)
     return nets, [theta, beta, phi, [z]], pre, post, steps
 
 
 def _objective(nets, groups, pre, post, steps, first_order=False):
-    cfg, pi, model, mu = nets
+    cfg, pi, self_supervision, mu = nets
     theta, beta, phi, (z,) = groups
     if first_order:  # the shortcut: the inner gradient treated as a constant
-        z_adapted, _, _ = adapt_latent(cfg, pi, model, mu, theta, beta, phi, z, pre, steps, dice_to_phi=True)
+        z_adapted, _, _ = adapt_latent(cfg, pi, self_supervision, mu, theta, beta, phi, z, pre, steps,
+                                       dice_to_phi=True)
         z_adapted = z + tf.stop_gradient(z_adapted - z)
     else:
-        z_adapted, _, _ = adapt_latent(cfg, pi, model, mu, theta, beta, phi, z, pre, steps, dice_to_phi=True)
+        z_adapted, _, _ = adapt_latent(cfg, pi, self_supervision, mu, theta, beta, phi, z, pre, steps,
+                                       dice_to_phi=True)
     return outer_objective(pi, theta, z_adapted, post)
 
 
@@ -76,21 +81,22 @@ def test_outer_gradient_through_inner_step_matches_finite_differences(inner_obje
     nets, groups, pre, post, steps = _f64_setup(inner_objective, steps, clip)
     import mame_tf.mame as mame_module
 
-    cfg, pi, model, mu = nets
+    cfg, pi, self_supervision, mu = nets
     if clip:
-        z_adapted, history, _ = adapt_latent(cfg, pi, model, mu, *groups[:3], groups[3][0], pre, steps, True)
-        assert all(float(tf.reduce_max(scale)) < 1.0 for _, _, scale in history), "clipping must be active"
-        step = tf.norm(history[1][0] - history[0][0], axis=-1)
+        z_adapted, inner_record, _ = adapt_latent(cfg, pi, self_supervision, mu, *groups[:3], groups[3][0], pre,
+                                                  steps, dice_to_phi=True)
+        assert all(float(tf.reduce_max(step.clip_scale)) < 1.0 for step in inner_record), "clipping must be active"
+        step = tf.norm(inner_record[1].z - inner_record[0].z, axis=-1)
         np.testing.assert_allclose(step.numpy(), cfg.inner_lr * clip, rtol=1e-9)
-    logp0 = mu.log_prob(groups[2], pre["obs"], pre["actions"])
-    tau0 = tf.cumsum(logp0 * pre["mask"], axis=-1)
+    logp0 = mu.log_prob(groups[2], pre.obs, pre.actions)
+    tau0 = tf.cumsum(logp0 * pre.mask, axis=-1)
 
-    def ratio_weights(logp_mu, mask, dice):  # value 1 at φ₀, same φ-derivative as the magic box
+    def ratio_weights(logp_mu, mask):  # value 1 at φ₀, same φ-derivative as the magic box
         return tf.exp(tf.cumsum(logp_mu * mask, axis=-1) - tau0) * mask
 
     def fd_objective(groups_):
         with monkeypatch.context() as m:
-            m.setattr(mame_module, "explore_weights", ratio_weights)
+            m.setattr(mame_module, "dice_weights", ratio_weights)
             return _objective(nets, groups_, pre, post, steps)
 
     flat = [p for g in groups for p in g]
@@ -166,7 +172,7 @@ def test_dice_weighted_inner_step_is_exact_on_an_enumerable_problem():
     def dice(phi, z):
         lp = logp_steps(phi)
         p_const = tf.stop_gradient(tf.exp(tf.reduce_sum(lp, axis=1)))
-        w = explore_weights(lp, tf.ones_like(lp), dice=True)
+        w = dice_weights(lp, tf.ones_like(lp))
         with tf.GradientTape() as inner:
             inner.watch(z)
             inner_obj = tf.reduce_sum(p_const * tf.reduce_sum(w * per_step_loss(z), axis=1))
@@ -248,10 +254,12 @@ def _deltas(cfg_kwargs, inner_steps=1):
     rng = np.random.default_rng(11)
     pre, post = _batch(rng), _batch(rng)
     before = {n: [v.numpy().copy() for v in vs] for n, vs in
-              (("theta", algo.pi.params), ("beta", algo.model.params), ("phi", algo.mu.params), ("z", [algo.z]))}
+              (("theta", algo.pi.params), ("beta", algo.self_supervision.params), ("phi", algo.mu.params),
+               ("z", [algo.z]))}
     metrics = algo.update([pre] if inner_steps else [], post)
     after = {n: [v.numpy() for v in vs] for n, vs in
-             (("theta", algo.pi.params), ("beta", algo.model.params), ("phi", algo.mu.params), ("z", [algo.z]))}
+             (("theta", algo.pi.params), ("beta", algo.self_supervision.params), ("phi", algo.mu.params),
+              ("z", [algo.z]))}
     assert all(np.isfinite(v) for v in metrics.values())
     return {n: np.concatenate([(a - b).ravel() for a, b in zip(after[n], before[n])]) for n in before}
 
@@ -314,12 +322,13 @@ def test_low_variance_rewards_sum_to_the_inner_step(clip):
     from mame_tf.mame import explore_rewards
 
     nets, groups, pre, _, _ = _f64_setup("regression", 1, clip)
-    cfg, pi, model, mu = nets
+    cfg, pi, self_supervision, mu = nets
     theta, beta, phi, (z,) = groups
-    z_adapted, history, _ = adapt_latent(cfg, pi, model, mu, theta, beta, phi, z, pre, 1, dice_to_phi=False)
+    z_adapted, inner_record, _ = adapt_latent(cfg, pi, self_supervision, mu, theta, beta, phi, z, pre, 1,
+                                              dice_to_phi=False)
     if clip:
-        assert float(tf.reduce_max(history[0][2])) < 1.0, "clipping must be active"
+        assert float(tf.reduce_max(inner_record[0].clip_scale)) < 1.0, "clipping must be active"
     g = tf.constant(np.random.default_rng(4).normal(size=(T, K)))
-    r = explore_rewards(cfg, pi, model, theta, beta, history, g, pre)
+    r = explore_rewards(cfg, pi, self_supervision, theta, beta, inner_record, g, pre)
     expected = tf.reduce_sum(g * (z_adapted - z[None]), axis=-1)
     np.testing.assert_allclose(tf.reduce_sum(r, axis=[1, 2]).numpy(), expected.numpy(), rtol=1e-10)

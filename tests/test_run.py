@@ -19,7 +19,7 @@ import mame_tf
 from mame_tf.api import configs, load_run
 from mame_tf.checkpoint import Checkpointer
 from mame_tf.config import TrainConfig
-from mame_tf.launch import train_from_configs
+from mame_tf.launch import build_algorithm, train_from_configs
 from mame_tf.registry import ALGORITHMS, algorithm_class
 from mame_tf.mame import MAME, MAMEConfig
 from mame_tf.run import NonFiniteError, Run, RunError, StorageError
@@ -479,7 +479,7 @@ def test_python_api_trains_and_loads_with_the_launchers_presets(tmp_path):
     from mame_tf import config as cfgmod
 
     (tmp_path / "cheetah" / "config.json").write_text(cfgmod.dumps(train, "mame", algo_cfg))
-    made = MAME(train, algo_cfg, 20, 6)
+    made = build_algorithm(MAME, train, algo_cfg, 20, 6)
     Checkpointer(str(tmp_path / "cheetah" / "checkpoints"), made.checkpoint_items()).save(
         0, {"env_steps": 0, "sampler": {}})
     loaded = mame_tf.load(str(tmp_path / "cheetah"))
