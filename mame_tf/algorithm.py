@@ -22,6 +22,16 @@ never branches on the algorithm)::
 ``adapt`` only produces numbers to sample with; ``update`` recomputes the whole inner computation
 inside its gradient tapes so that the outer gradient is exact (second order). Meta-testing uses the
 same ``exploration_policy`` / ``adapt`` / ``exploitation_policy`` calls with its own number of steps.
+
+Data: ``pre_batches``/``post_batch`` are the sampled :class:`~mame_tf.batch.Batch`es; ``pre``/``post``
+their :class:`~mame_tf.processed.Processed` forms. ``adapt`` processes each exploration batch once
+(returns, baseline fit, advantages) and ``update`` reuses that result for the very same batch objects;
+an adaptation that is never followed by an update (meta-testing) is simply forgotten when the next
+adaptation starts.
+
+Construction: ``AlgoClass(settings, config, obs_dim, act_dim)`` with the shared
+:class:`AlgorithmSettings` and an instance of ``AlgoClass.config_class``; ``mame_tf.launch.build_algorithm``
+builds both from a run's configuration.
 """
 from __future__ import annotations
 
@@ -69,7 +79,6 @@ class MetaAlgorithm(abc.ABC):
         self.check_config(config)
         self.settings = settings
         self.cfg = config
-        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self._exploration = ExplorationCache()
 
     @classmethod

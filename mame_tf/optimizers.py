@@ -50,13 +50,6 @@ def _grads(tape, target, params):
     return [tf.zeros_like(_value(p)) if g is None else g for g, p in zip(grads, params)]
 
 
-def gradient(f: Callable[[], tf.Tensor], params: Sequence) -> tf.Tensor:
-    """Flat gradient of the scalar ``f()`` with respect to ``params``."""
-    with tf.GradientTape() as tape:
-        value = f()
-    return flatten(_grads(tape, value, params))
-
-
 def hessian_vector_product(f: Callable[[], tf.Tensor], params: Sequence, damping: float = 0.0):
     """Returns ``v ↦ (∇²f + damping·I) v`` for flat ``v``, by double backprop."""
 

@@ -129,7 +129,7 @@ def test_trpo_kl_hessian_vector_product_through_the_inner_step():
 def test_trpo_step_respects_the_kl_bound_or_leaves_parameters_unchanged():
     rng = np.random.default_rng(3)
     algo = MAMLTRPO(_tc(eager=False), MAMLTRPOConfig(hvp_subsample=0.5), OBS, ACT)
-    for trial in range(3):
+    for _ in range(3):
         pre = [_batch(rng, algo.policy)]
         adapted = algo.adapt(pre[0], None, 1)
         post = _batch(rng, algo.policy, [tf.constant(a) for a in adapted])

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mame_tf.optimizers import (MultiAdam, conjugate_gradient, flatten, gradient, hessian_vector_product, trpo_step,
-                                unflatten)
+from mame_tf.optimizers import MultiAdam, conjugate_gradient, flatten, hessian_vector_product, trpo_step, unflatten
 
 
 def test_conjugate_gradient_matches_direct_solve():
@@ -82,7 +81,7 @@ def _logistic_problem(seed=0):
 def test_trpo_step_respects_the_bound_and_improves():
     w, loss, kl = _logistic_problem()
     before = float(loss())
-    result = trpo_step([w], lambda: (loss(), gradient(loss, [w])), lambda: (loss(), kl()),
+    result = trpo_step([w], lambda: (loss(), flatten(_grad(loss, w))), lambda: (loss(), kl()),
                        hessian_vector_product(kl, [w], 1e-5), max_kl=0.01)
     assert result["accepted"] == 1.0
     assert float(kl()) <= 0.01 + 1e-12
