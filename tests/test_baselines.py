@@ -210,3 +210,35 @@ def test_emaml_term_changes_the_update_and_bad_settings_fail():
     with pytest.raises(ValueError, match="--backtrack_ratio=1"):
         MAMLTRPOConfig(backtrack_ratio=1.0).validate()
     del rng
+
+
+def test_each_exploration_batch_is_processed_once_and_never_for_another(monkeypatch):
+    """adapt processes each exploration batch once and update reuses it; a batch that was not adapted to
+    is processed when updating (never answered by another batch's result), with the same update."""
+    import baselines.maml as maml_module
+
+    processed = []
+    real = maml_module.process_batch
+    monkeypatch.setattr(maml_module, "process_batch",
+                        lambda batch, *a, **k: processed.append(batch) or real(batch, *a, **k))
+    rng = np.random.default_rng(8)
+    algo, fresh = (MAMLVPG(_tc(inner_steps=2), MAMLVPGConfig(), OBS, ACT) for _ in range(2))
+    b0 = _batch(rng, algo.policy)
+    adapted = algo.adapt(b0, None, 2)
+    b1 = _batch(rng, algo.policy, adapted)
+    adapted = algo.adapt(b1, adapted, 2)
+    post = _batch(rng, algo.policy, adapted)
+    algo.update([b0, b1], post)
+    assert [id(b) for b in processed] == [id(b0), id(b1), id(post)]
+    fresh.update([b0, b1], post)  # nothing adapted: everything processed by the update
+    for a, b in zip(algo.policy.params, fresh.policy.params):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # meta-testing adapts without updating; an update of other batches then processes those
+    processed.clear()
+    algo.adapt(b0, None, 2)
+    other = dataclasses.replace(b0, rewards=b0.rewards + 1.0)
+    algo.update([other], post)
+    fresh.update([other], post)
+    assert [id(b) for b in processed] == [id(b0), id(other), id(post), id(other), id(post)]
+    for a, b in zip(algo.policy.params, fresh.policy.params):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

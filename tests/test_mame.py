@@ -332,3 +332,25 @@ def test_low_variance_rewards_sum_to_the_inner_step(clip):
     r = explore_rewards(cfg, pi, self_supervision, theta, beta, inner_record, g, pre)
     expected = tf.reduce_sum(g * (z_adapted - z[None]), axis=-1)
     np.testing.assert_allclose(tf.reduce_sum(r, axis=[1, 2]).numpy(), expected.numpy(), rtol=1e-10)
+
+
+def test_the_exploration_batch_is_processed_once_and_an_evaluation_adaptation_is_forgotten(monkeypatch):
+    import mame_tf.mame as mame_module
+
+    processed = []
+    real = mame_module.process_batch
+    monkeypatch.setattr(mame_module, "process_batch",
+                        lambda batch, *a, **k: processed.append(batch) or real(batch, *a, **k))
+    algo, fresh = (MAME(_train_config(), MAMEConfig(latent_dim=K), OBS, ACT) for _ in range(2))
+    rng = np.random.default_rng(12)
+    pre, post, evaluation = _batch(rng), _batch(rng), _batch(rng)
+    algo.adapt(pre, None, 1)
+    algo.update([pre], post)
+    assert [id(b) for b in processed] == [id(pre), id(post)]
+    fresh.update([pre], post)
+    algo.adapt(evaluation, None, 1)  # meta-testing: no update follows
+    processed.clear()
+    algo.adapt(pre, None, 1)
+    assert [id(b) for b in processed] == [id(pre)]  # the evaluation batch's result was not kept for pre
+    for a, b in zip(algo.checkpoint_items().values(), fresh.checkpoint_items().values()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
