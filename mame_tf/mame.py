@@ -276,6 +276,12 @@ class MAME(MetaAlgorithm):
     def env_presets(cls, env: str) -> dict[str, Any]:
         return {} if env.startswith("point_corner") else {"inner_lr": MUJOCO_INNER_LR}
 
+    def checkpoint_items(self) -> dict[str, Any]:
+        """As the base class, but M_{β,z} keeps the name it has in every existing checkpoint, ``model/...``."""
+        prefix = "self_supervision/"
+        return {(f"model/{name[len(prefix):]}" if name.startswith(prefix) else name): var
+                for name, var in super().checkpoint_items().items()}
+
     # -- data ------------------------------------------------------------------------------------
     def process_exploration(self, batch: Batch) -> Processed:
         """The regression target (its moments are logged for either objective); advantages for ``vpg``."""

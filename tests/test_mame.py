@@ -354,3 +354,13 @@ def test_the_exploration_batch_is_processed_once_and_an_evaluation_adaptation_is
     assert [id(b) for b in processed] == [id(pre)]  # the evaluation batch's result was not kept for pre
     for a, b in zip(algo.checkpoint_items().values(), fresh.checkpoint_items().values()):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+
+def test_checkpoint_names_are_those_of_existing_checkpoints():
+    """M_{β,z} (``self_supervision``) is stored as ``model/...``, the name every checkpoint so far uses."""
+    names = list(MAME(_train_config(), MAMEConfig(latent_dim=K), OBS, ACT).checkpoint_items())
+    layers = ["kernel_0", "bias_0", "kernel_1", "bias_1"]
+    assert names[:15] == ([f"mu/{n}" for n in layers] + ["mu/log_std"] + [f"pi/{n}" for n in layers] + ["pi/log_std"]
+                          + [f"model/{n}" for n in layers] + ["z"])
+    assert not any(n.startswith("self_supervision") for n in names)
