@@ -88,7 +88,8 @@ class MetaAlgorithm(abc.ABC):
 
     @classmethod
     def check_config(cls, config) -> None:
-        """Raise ValueError unless ``config`` is a valid ``config_class`` (every field, then its own rules)."""
+        """Raise TypeError unless ``config`` is a ``config_class``, ValueError unless it is valid (every
+        field, then its own rules), naming the flag, the value and what is allowed."""
         from mame_tf.config import validate
 
         if not isinstance(config, cls.config_class):
