@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from mame_tf import plotting  # noqa: E402
+from mame_tf.registry import FAMILIES  # noqa: E402
 
 flags.DEFINE_string("csv", "", "Long-format CSV: algo, seed, iteration, env_steps and metric columns.")
 flags.DEFINE_multi_string("runs", [], "algo=glob of run directories (repeatable); writes <out>_runs.csv.")
@@ -55,7 +56,7 @@ flags.DEFINE_integer("smooth", 10, "Trailing moving average over this many itera
 flags.DEFINE_integer("n_boot", plotting.DEFAULT_N_BOOT, "Bootstrap resamples.", lower_bound=100)
 flags.DEFINE_integer("boot_seed", 0, "Seed of the bootstrap.")
 flags.DEFINE_string("family", "", f"Task family for reference levels (default: from the file name): "
-                    f"one of {', '.join(plotting.FAMILIES)}.")
+                    f"one of {', '.join(FAMILIES)}.")
 flags.DEFINE_string("title", "", "Figure title (default: the output name).")
 flags.DEFINE_string("budget", "", "Budget sentence for the caption, e.g. '300 iterations of 40 tasks x 20 "
                     "episodes, horizon 100'.")
@@ -72,8 +73,8 @@ def main(argv):
     sources = [bool(FLAGS.csv), bool(FLAGS.runs), bool(FLAGS.aggregate)]
     if sum(sources) != 1:
         raise app.UsageError("give exactly one of --csv, --runs or --aggregate")
-    if FLAGS.family and FLAGS.family not in plotting.FAMILIES:
-        raise app.UsageError(f"--family={FLAGS.family!r} is invalid; valid choices: {', '.join(plotting.FAMILIES)}")
+    if FLAGS.family and FLAGS.family not in FAMILIES:
+        raise app.UsageError(f"--family={FLAGS.family!r} is invalid; valid choices: {', '.join(FAMILIES)}")
     out = FLAGS.out
     if FLAGS.runs:
         if not out:

@@ -35,7 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_enum("env", "cheetah_dir", ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"], "Task family.")
+from mame_tf.registry import FAMILIES  # noqa: E402
+
+flags.DEFINE_enum("env", "cheetah_dir", list(FAMILIES), "Task family.")
 flags.DEFINE_integer("meta_batch_size", 40, "Tasks per sampling call.")
 flags.DEFINE_integer("episodes_per_task", 20, "Episodes per task.")
 flags.DEFINE_integer("horizon", 200, "Steps per episode.")
@@ -90,7 +92,7 @@ def sync_vector_rate(policy) -> float:
 def raw_rate(actions: np.ndarray | None, mask: np.ndarray | None) -> float | None:
     """Single-thread ``mj_step`` rate for ``--raw_seconds``, replaying ``actions [episodes, H, nu]``
     (each from a reset state, for the steps where ``mask`` is 1), or uniform random controls."""
-    if FLAGS.env == "point_corner":
+    if FAMILIES[FLAGS.env].kind == "point":
         return None
     import mujoco
 

@@ -26,10 +26,10 @@ sys.path.insert(0, ROOT)
 
 from absl import app, flags  # noqa: E402
 
-from mame_tf.config import ENV_PRESETS  # noqa: E402
 from mame_tf.experiment import ABLATIONS, ALGO_ORDER, launcher_argv, plan, run_state  # noqa: E402
+from mame_tf.registry import FAMILIES, find_family  # noqa: E402
 
-flags.DEFINE_string("env", "point_corner_strict", f"Task family: one of {', '.join(sorted(ENV_PRESETS))}.")
+flags.DEFINE_string("env", "point_corner_strict", f"Task family: one of {', '.join(sorted(FAMILIES))}.")
 flags.DEFINE_list("algos", list(ALGO_ORDER), f"Algorithms to compare: any of {', '.join(ALGO_ORDER)}.")
 flags.DEFINE_bool("ablations", False, "Run MAME and its four Fig. 3 ablations instead of --algos: "
                   + ", ".join(ABLATIONS) + ".")
@@ -89,7 +89,8 @@ def main(argv):
               file=sys.stderr)
         return 2
     outdir = FLAGS.outdir or os.path.join("runs", f"{'ablations' if FLAGS.ablations else 'compare'}-{FLAGS.env}")
-    cpus = FLAGS.cpus_per_run or (1 if FLAGS.env.startswith("point") else MUJOCO_CPUS)
+    family = find_family(FLAGS.env)
+    cpus = FLAGS.cpus_per_run or (1 if family is not None and family.kind == "point" else MUJOCO_CPUS)
     local_cpus = FLAGS.num_cpus or os.cpu_count() or 1
     if not FLAGS.address and cpus > local_cpus:
         print(f"error: --cpus_per_run={cpus:g} is more than the {local_cpus} CPUs of the local Ray instance; "

@@ -49,9 +49,8 @@ def main(argv):
 
     try:
         run = vis.load_run(FLAGS.logdir)
-        point = run.family in vis.POINT_FAMILIES
-        iterations = vis.select_checkpoints(run, FLAGS.checkpoints or (5 if point else "last"))
-        tasks = vis.make_tasks(run.family, FLAGS.tasks or vis.DEFAULT_TASKS.get(run.family, ""))
+        iterations = vis.select_checkpoints(run, FLAGS.checkpoints or (5 if run.is_point else "last"))
+        tasks = vis.make_tasks(run.family, FLAGS.tasks or run.default_tasks)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -60,7 +59,7 @@ def main(argv):
     print(f"{run.algorithm} on {run.train.env}: checkpoints of iterations {', '.join(map(str, iterations))}; "
           f"tasks: {', '.join(vis.task_label(t) for t in tasks)}", flush=True)
     try:
-        if point:
+        if run.is_point:
             written = vis.point_pictures(run, iterations, tasks, FLAGS.episodes, FLAGS.seed, outdir)
         else:
             written = vis.mujoco_videos(run, iterations, tasks, FLAGS.seed, outdir, FLAGS.width, FLAGS.height)

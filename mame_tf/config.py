@@ -12,11 +12,10 @@ import dataclasses
 import json
 import math
 import typing
-from typing import Any
 
 from absl import flags
 
-from mame_tf.envs import ENV_IDS, HORIZONS
+from mame_tf.registry import FAMILIES
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -26,22 +25,11 @@ def setting(default, doc: str, **meta):
     return dataclasses.field(default=default, metadata={"help": doc, **meta})
 
 
-# Per task family: reference §2 (Finn et al.'s MAML code and the paper) — horizon 100 on the point
-# task and 200 on MuJoCo; MAML ran 100 iterations on the point task and 800 on MuJoCo.
-ENV_PRESETS: dict[str, dict[str, Any]] = {
-    "point_corner": {"horizon": HORIZONS["point_corner"], "iterations": 300},
-    "point_corner_strict": {"horizon": HORIZONS["point_corner_strict"], "iterations": 300},
-    "cheetah_vel": {"horizon": 200, "iterations": 800},
-    "cheetah_dir": {"horizon": 200, "iterations": 800},
-    "ant_dir": {"horizon": 200, "iterations": 800},
-}
-
-
 @dataclasses.dataclass
 class TrainConfig:
     """Settings shared by every algorithm: the task family, the budget, the run directory."""
 
-    env: str = setting("point_corner", "Task family.", choices=tuple(sorted(ENV_IDS)))
+    env: str = setting("point_corner", "Task family.", choices=tuple(sorted(FAMILIES)))
     seed: int = setting(0, "Random seed (networks, tasks, sampling noise).", min=0)
     iterations: int = setting(None, "Number of meta-iterations (preset per task family: 300 point, 800 MuJoCo).",
                             positive=True)
@@ -69,8 +57,10 @@ class TrainConfig:
     tensorboard: bool = setting(False, "Also write TensorBoard event files (tf.summary) into <logdir>/tensorboard.")
 
     def __post_init__(self) -> None:
-        """Settings left unset (None) take the task family's preset; then every field is validated."""
-        for name, value in ENV_PRESETS.get(self.env, {}).items():
+        """Settings left unset (None) take the task family's preset (``mame_tf.registry``); then every field
+        is validated."""
+        family = FAMILIES.get(self.env)
+        for name, value in (family.presets if family else {}).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         check_fields(self)

@@ -37,8 +37,7 @@ import shlex
 import sys
 from typing import Sequence
 
-from mame_tf.config import ENV_PRESETS
-from mame_tf.registry import ALGO_ORDER, ALGORITHMS
+from mame_tf.registry import ALGO_ORDER, ALGORITHMS, FAMILIES
 
 # Paper Fig. 3: label -> MAME flags.
 ABLATIONS: dict[str, list[str]] = {
@@ -172,8 +171,8 @@ def _identity(train, algo_cfg) -> tuple:
 def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, outdir: str, iterations: int,
          run_flags: str, wandb_mode: str, grid: Sequence[str] = ()) -> list[RunSpec]:
     """Every run of the experiment, each validated as its launcher would, before anything starts."""
-    if env not in ENV_PRESETS:
-        raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(ENV_PRESETS))}")
+    if env not in FAMILIES:
+        raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(FAMILIES))}")
     if not algos:
         raise ValueError("--algos is empty; give at least one of " + ", ".join(ALGO_ORDER))
     for name in algos:

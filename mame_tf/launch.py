@@ -23,8 +23,8 @@ from mame_tf.quiet import import_tensorflow
 import_tensorflow()  # before any module of ours imports it, so its start-up lines stay off the console
 
 from mame_tf import config as cfgmod  # noqa: E402
-from mame_tf.config import ENV_PRESETS, TrainConfig  # noqa: E402
-from mame_tf.registry import ALGORITHMS, algorithm_class  # noqa: E402,F401  (re-exported)
+from mame_tf.config import TrainConfig  # noqa: E402
+from mame_tf.registry import ALGORITHMS, FAMILIES, algorithm_class  # noqa: E402,F401  (re-exported)
 
 # Flags that may differ from the saved configuration when resuming.
 RESUME_OVERRIDABLE = ("resume", "iterations", "logdir", "wandb_mode", "quiet", "eager", "nthread", "eval_every",
@@ -35,9 +35,9 @@ def build_configs(algo_cls, flag_values=flags.FLAGS) -> tuple[TrainConfig, objec
     """Validated (TrainConfig, algorithm config) from the flags, presets applied to unset flags."""
     given = cfgmod.from_flags(TrainConfig, flag_values, only_present=True)
     env = given.get("env", TrainConfig.env)
-    if env not in ENV_PRESETS:
-        raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(ENV_PRESETS))}")
-    train_values = {**cfgmod.from_flags(TrainConfig, flag_values), **ENV_PRESETS[env], **given}
+    if env not in FAMILIES:
+        raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(FAMILIES))}")
+    train_values = {**cfgmod.from_flags(TrainConfig, flag_values), **FAMILIES[env].presets, **given}
     train = TrainConfig(**train_values)
     algo_cfg_cls = algo_cls.config_class
     algo_given = cfgmod.from_flags(algo_cfg_cls, flag_values, only_present=True)

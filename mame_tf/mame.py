@@ -61,12 +61,12 @@ from mame_tf.masked import masked_mean, masked_mean_per_task, standardize, steps
 from mame_tf.networks import GaussianMLPPolicy, RegressionMLP
 from mame_tf.optimizers import MultiAdam
 from mame_tf.processed import REGRESSION_TARGETS, Processed, process_batch
+from mame_tf.registry import FAMILIES
 from mame_tf.returns import discounted_returns
 from mame_tf.value_functions import fit_predict_values
 
 INNER_OBJECTIVES = ("regression", "vpg")
 EXPLORE_ESTIMATORS = ("low_variance", "dice", "emaml")
-MUJOCO_INNER_LR = 5.0  # α on cheetah_vel, cheetah_dir, ant_dir (see MAMEConfig.inner_lr)
 
 
 @dataclasses.dataclass
@@ -274,7 +274,7 @@ class MAME(MetaAlgorithm):
 
     @classmethod
     def env_presets(cls, env: str) -> dict[str, Any]:
-        return {} if env.startswith("point_corner") else {"inner_lr": MUJOCO_INNER_LR}
+        return {"inner_lr": FAMILIES[env].mame_inner_lr}
 
     def checkpoint_items(self) -> dict[str, Any]:
         """As the base class, but M_{β,z} keeps the name it has in every existing checkpoint, ``model/...``."""

@@ -31,7 +31,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from mame_tf.registry import ALGO_ORDER
+from mame_tf.registry import ALGO_ORDER, FAMILIES
 
 # key -> (display name, colour). Algorithms, then MAME's ablations (paper Fig. 3), then MAME variants.
 STYLES: dict[str, tuple[str, str]] = {
@@ -73,7 +73,6 @@ REFERENCE_LEVELS: dict[str, dict[str, list[tuple[float, str]]]] = {
         "post_adapt/final_goal_distance": [(0.5, "at the goal (< 0.5)")],
     },
 }
-FAMILIES = ("point_corner_strict", "point_corner", "cheetah_vel", "cheetah_dir", "ant_dir")
 
 LONG_KEYS = ("algo", "seed", "iteration", "env_steps")
 DEFAULT_N_BOOT = 10_000
@@ -98,7 +97,7 @@ def colours(keys: Iterable[str]) -> dict[str, str]:
 def family_of(name: str) -> str | None:
     """The task family a file or title starts with (``point_corner_strict_runs.csv`` -> that family)."""
     base = os.path.basename(name)
-    for fam in sorted(FAMILIES, key=len, reverse=True):
+    for fam in sorted(FAMILIES, key=len, reverse=True):  # point_corner_strict before point_corner
         if base.startswith(fam):
             return fam
     return None

@@ -98,11 +98,11 @@ def _hms(seconds: float) -> str:
 
 def preset_help(algo_cls) -> str:
     """The per-family presets (horizon, iterations and the algorithm's own) as help text."""
-    from mame_tf.config import ENV_PRESETS
+    from mame_tf.registry import FAMILIES
 
     lines = ["Per-family presets (used for every flag not given on the command line):"]
-    for env, values in ENV_PRESETS.items():
-        cells = ", ".join(f"--{k}={v}" for k, v in {**values, **algo_cls.env_presets(env)}.items())
+    for env, family in FAMILIES.items():
+        cells = ", ".join(f"--{k}={v}" for k, v in {**family.presets, **algo_cls.env_presets(env)}.items())
         lines.append(f"  {env:20s} {cells}")
     return "\n".join(lines)
 

@@ -23,9 +23,8 @@ import re
 
 import numpy as np
 
-POINT_FAMILIES = ("point_corner", "point_corner_strict")
-DEFAULT_TASKS = {"point_corner": "0,1,2,3", "point_corner_strict": "0,1,2,3", "cheetah_dir": "1,-1",
-                 "ant_dir": "1,-1", "cheetah_vel": "0.5,1.5"}
+# The tasks shown when --tasks is not given, by the family's task type.
+DEFAULT_TASKS = {"GoalTask": "0,1,2,3", "DirectionTask": "1,-1", "VelocityTask": "0.5,1.5"}
 PRE_NAMES = {"mame": ("exploration episodes (μ_φ)", "after adaptation (π_θ,z′)")}
 BASELINE_NAMES = ("pre-update episodes (π_θ)", "post-update episodes (π_θ′)")
 
@@ -40,9 +39,23 @@ class LoadedRun:
 
     @property
     def family(self) -> str:
-        from mame_tf import envs
+        from mame_tf.registry import find_family
 
-        return envs.family(self.train.env) or self.train.env
+        family = find_family(self.train.env)
+        return family.name if family is not None else self.train.env
+
+    @property
+    def is_point(self) -> bool:
+        """Whether the run is on a point family (pictures) rather than MuJoCo (videos)."""
+        from mame_tf.registry import find_family
+
+        family = find_family(self.train.env)
+        return family is not None and family.kind == "point"
+
+    @property
+    def default_tasks(self) -> str:
+        """The ``--tasks`` shown when none are given ("" for a family without a visualisation)."""
+        return DEFAULT_TASKS.get(getattr(_task_class(self.family), "__name__", ""), "")
 
 
 def load_run(logdir: str) -> LoadedRun:
@@ -102,6 +115,14 @@ def select_checkpoints(run: LoadedRun, spec: str | int) -> list[int]:
     return wanted
 
 
+def _task_class(family: str) -> type | None:
+    """The task type of a registered family, or None."""
+    from mame_tf.registry import find_family, resolve
+
+    spec = find_family(family)
+    return None if spec is None else resolve(spec.env_class).task_class
+
+
 def make_tasks(family: str, spec: str) -> list:
     """Tasks from ``--tasks``: corner indices 0-3 on the point tasks, directions ±1, or target speeds."""
     from mame_tf.envs.tasks import CORNERS, DirectionTask, GoalTask, VelocityTask
@@ -112,16 +133,17 @@ def make_tasks(family: str, spec: str) -> list:
         values = []
     if not values:
         raise ValueError(f"--tasks={spec!r} is invalid; give comma-separated numbers")
-    if family in POINT_FAMILIES:
+    task_class = _task_class(family)
+    if task_class is GoalTask:
         if any(v not in (0, 1, 2, 3) for v in values):
             raise ValueError(f"--tasks={spec!r} is invalid for {family}: corner indices 0, 1, 2, 3 "
                              f"({', '.join(str(tuple(c)) for c in CORNERS)})")
         return [GoalTask(np.array(CORNERS[int(v)], dtype=np.float64)) for v in values]
-    if family in ("cheetah_dir", "ant_dir"):
+    if task_class is DirectionTask:
         if any(v not in (1, -1) for v in values):
             raise ValueError(f"--tasks={spec!r} is invalid for {family}: directions 1 (forward) and -1 (backward)")
         return [DirectionTask(float(v)) for v in values]
-    if family == "cheetah_vel":
+    if task_class is VelocityTask:
         return [VelocityTask(float(v)) for v in values]
     raise ValueError(f"no visualisation for environment {family!r}")
 

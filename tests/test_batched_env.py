@@ -4,6 +4,7 @@ import pytest
 
 import mame_tf  # noqa: F401
 from mame_tf import envs
+from mame_tf.registry import FAMILIES
 from mame_tf.envs.batched import GymBatchedEnv, MujocoBatched, PointCornerBatched, make_batched_env
 
 NAMES = ["point_corner", "point_corner_strict", "cheetah_vel", "cheetah_dir", "ant_dir"]
@@ -70,7 +71,7 @@ def _run_pair(name, n, steps, action_scale, seed, init=None):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batched_matches_gymnasium_over_full_horizon(name):
-    n_term, max_contact = _run_pair(name, n=3, steps=envs.HORIZONS[name], action_scale=0.5, seed=0)
+    n_term, max_contact = _run_pair(name, n=3, steps=FAMILIES[name].horizon, action_scale=0.5, seed=0)
     if name == "ant_dir":
         assert max_contact > 0.1, "the comparison must cover non-zero contact forces"
     else:

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 import mame_tf  # noqa: F401
 from mame_tf import envs
+from mame_tf.registry import FAMILIES
 from mame_tf.envs.point_corner import point_reward
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,9 +32,9 @@ def _param(task):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registered_and_passes_env_checker(name):
-    env = gym.make(envs.ENV_IDS[name])
-    assert envs.env_id(name) == envs.ENV_IDS[name] == envs.env_id(envs.ENV_IDS[name])
-    assert env.spec.max_episode_steps == envs.HORIZONS[name] == (100 if name.startswith("point") else 200)
+    env = gym.make(FAMILIES[name].gym_id)
+    assert envs.env_id(name) == FAMILIES[name].gym_id == envs.env_id(FAMILIES[name].gym_id)
+    assert env.spec.max_episode_steps == FAMILIES[name].horizon == (100 if name.startswith("point") else 200)
     assert env.observation_space.shape == (OBS_DIMS[name],)
     assert env.action_space.shape == (ACT_DIMS[name],)
     with warnings.catch_warnings():  # the checker's advice about unbounded observation spaces

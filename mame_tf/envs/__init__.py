@@ -18,6 +18,8 @@ warnings to Python ``logging`` instead of ``MUJOCO_LOG.TXT`` in the working dire
 ``ant_dir`` (gymnasium envs and their array-level observation/reward functions; every env renders
 with ``render_mode="rgb_array"``, the MuJoCo ones offscreen, see ``mame_tf.rendering``), ``mujoco_tasks``
 (shared MuJoCo pieces) and ``batched`` (``make_batched_env``: all simulations stepped in one call).
+The families themselves (id, horizon, presets, env class, batched backend) are declared once, in
+``mame_tf.registry.FAMILIES``; this table only describes them.
 """
 from __future__ import annotations
 
@@ -25,41 +27,16 @@ import gymnasium as gym
 import numpy as np
 
 from mame_tf import _mujoco_log
+from mame_tf.registry import FAMILIES, find_family, resolve
 from mame_tf.rendering import configure_offscreen_gl
 from mame_tf.envs.tasks import DirectionTask, GoalTask, Task, VelocityTask  # noqa: F401
 
 _mujoco_log.install()  # before any model is loaded
 configure_offscreen_gl()  # MUJOCO_GL=egl (or osmesa) on a machine without a screen, unless set
 
-ENV_IDS = {
-    "point_corner": "mame_tf/PointCorner-v0",
-    "point_corner_strict": "mame_tf/PointCornerStrict-v0",
-    "cheetah_vel": "mame_tf/HalfCheetahVel-v0",
-    "cheetah_dir": "mame_tf/HalfCheetahDir-v0",
-    "ant_dir": "mame_tf/AntDir-v0",
-}
-FAMILIES = {v: k for k, v in ENV_IDS.items()}
-HORIZONS = {"point_corner": 100, "point_corner_strict": 100, "cheetah_vel": 200, "cheetah_dir": 200, "ant_dir": 200}
-_ENTRY_POINTS = {
-    "point_corner": "mame_tf.envs.point_corner:PointCornerEnv",
-    "point_corner_strict": "mame_tf.envs.point_corner:PointCornerStrictEnv",
-    "cheetah_vel": "mame_tf.envs.half_cheetah:HalfCheetahVelEnv",
-    "cheetah_dir": "mame_tf.envs.half_cheetah:HalfCheetahDirEnv",
-    "ant_dir": "mame_tf.envs.ant_dir:AntDirEnv",
-}
-
-for _name, _id in ENV_IDS.items():
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point=_ENTRY_POINTS[_name], max_episode_steps=HORIZONS[_name])
-
-
-def family(name: str) -> str | None:
-    """The short family name of ``name`` (short name or our gymnasium id), or None for another id."""
-    if not isinstance(name, str):
-        return None
-    if name in ENV_IDS:
-        return name
-    return FAMILIES.get(name)
+for _family in FAMILIES.values():
+    if _family.gym_id not in gym.registry:
+        gym.register(id=_family.gym_id, entry_point=_family.env_class, max_episode_steps=_family.horizon)
 
 
 def env_id(name: str) -> str:
@@ -67,14 +44,14 @@ def env_id(name: str) -> str:
 
     Raises ValueError listing the valid names for anything else.
     """
-    fam = family(name)
+    fam = find_family(name)
     if fam is not None:
-        return ENV_IDS[fam]
+        return fam.gym_id
     if isinstance(name, str) and name in gym.registry:
         return name
     raise ValueError(
-        f"unknown environment {name!r}; valid names: {', '.join(sorted(ENV_IDS))} "
-        f"(or any registered gymnasium id, e.g. {', '.join(ENV_IDS.values())})"
+        f"unknown environment {name!r}; valid names: {', '.join(sorted(FAMILIES))} "
+        f"(or any registered gymnasium id, e.g. {', '.join(f.gym_id for f in FAMILIES.values())})"
     )
 
 
@@ -89,13 +66,9 @@ def sample_tasks(name: str, n: int, rng: np.random.Generator | int | None = None
     n = tasks.check_count(n)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    fam = family(name)
-    if fam in ("point_corner", "point_corner_strict"):
-        return tasks.sample_goal_tasks(n, rng)
-    if fam == "cheetah_vel":
-        return tasks.sample_velocity_tasks(n, rng)
-    if fam in ("cheetah_dir", "ant_dir"):
-        return tasks.sample_direction_tasks(n, rng)
+    fam = find_family(name)
+    if fam is not None:
+        return resolve(fam.env_class).task_sampler(n, rng)
     env = gym.make(env_id(name))
     try:
         unwrapped = env.unwrapped

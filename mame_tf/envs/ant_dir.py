@@ -58,7 +58,7 @@ class AntDirEnv(MetaMujocoEnv):
     family = "ant_dir"
     obs_dim = OBS_DIM
     task_class = DirectionTask
-    _sample = staticmethod(sample_direction_tasks)
+    task_sampler = staticmethod(sample_direction_tasks)
 
     def _get_obs(self):
         d, b = self.data, self._torso

@@ -1,11 +1,12 @@
 """Batched simulation: all (tasks × episodes) simulations of one family stepped in one call.
 
 ``make_batched_env(name, num_envs)`` returns a :class:`BatchedEnv` whose ``reset``/``step`` take and
-return arrays with one row per simulation (``N = num_envs``):
+return arrays with one row per simulation (``N = num_envs``); each family's backend is named in the
+registry (``mame_tf.registry.FAMILIES``):
 
-* ``point_corner``, ``point_corner_strict``: :class:`PointCornerBatched`, plain numpy (the dynamics
-  are one addition);
-* ``cheetah_vel``, ``cheetah_dir``, ``ant_dir``: :class:`MujocoBatched`, on ``nthread`` threads
+* the point families (``point_corner``, ``point_corner_strict``): :class:`PointCornerBatched`, plain
+  numpy (the dynamics are one addition);
+* the MuJoCo families (``cheetah_vel``, ``cheetah_dir``, ``ant_dir``): :class:`MujocoBatched`, on ``nthread`` threads
   (default: all usable cores). For HalfCheetah ``mujoco.batch.Batch`` advances every simulation by
   the 5 substeps of one control step in a single C call. The Ant's observation needs
   ``mj_rnePostConstraint`` after each step, which the batch cannot run inside its threads, so its
@@ -34,6 +35,7 @@ import numpy as np
 from mujoco import batch as mj_batch
 
 from mame_tf import envs as _envs
+from mame_tf import registry
 from mame_tf.envs import ant_dir as _ant
 from mame_tf.envs import half_cheetah as _cheetah
 from mame_tf.envs import mujoco_tasks as _mt
@@ -123,16 +125,16 @@ class BatchedEnv(abc.ABC):
 
 
 class PointCornerBatched(BatchedEnv):
-    """The point-corner family in numpy. State: positions ``[N, 2]``; info: ``position [N, 2]``,
-    ``goal_distance [N]``."""
+    """The point-corner families in numpy (``strict`` as their env class). State: positions ``[N, 2]``;
+    info: ``position [N, 2]``, ``goal_distance [N]``. ``nthread`` is not used."""
 
     obs_dim = 2
     act_dim = 2
-    horizon = _pc.HORIZON
 
-    def __init__(self, num_envs: int, strict: bool = False):
-        self.family = "point_corner_strict" if strict else "point_corner"
-        self.strict = strict
+    def __init__(self, family: registry.TaskFamily, num_envs: int, nthread: int | None = None):
+        self.family = family.name
+        self.horizon = family.horizon
+        self.strict = registry.resolve(family.env_class).strict
         self.num_envs = num_envs
         self.action_low = np.full(2, -_pc.MAX_ACTION)
         self.action_high = np.full(2, _pc.MAX_ACTION)
@@ -300,14 +302,16 @@ class MujocoBatched(BatchedEnv):
     info: ``x_velocity [N]``.
     """
 
-    horizon = _mt.HORIZON
-
-    def __init__(self, family: str, num_envs: int, nthread: int | None = None):
-        self.family = family
+    def __init__(self, family: registry.TaskFamily, num_envs: int, nthread: int | None = None):
+        self.family = family.name
+        self.horizon = family.horizon
         self.num_envs = num_envs
-        self.model = mujoco.MjModel.from_xml_path(_mt.model_path(family))
-        self.is_ant = family == "ant_dir"
-        self.obs_dim = _ant.OBS_DIM if self.is_ant else _cheetah.OBS_DIM
+        self.model = mujoco.MjModel.from_xml_path(_mt.model_path(family.name))
+        self.is_ant = family.ant
+        env_class = registry.resolve(family.env_class)
+        self.obs_dim = env_class.obs_dim
+        self._task_class = env_class.task_class
+        self._reward_fn = None if self.is_ant else env_class.reward_fn  # the Ant's reward also reads cfrc_ext
         self.act_dim = self.model.nu
         self.action_low = self.model.actuator_ctrlrange[:, 0].copy()
         self.action_high = self.model.actuator_ctrlrange[:, 1].copy()
@@ -317,12 +321,6 @@ class MujocoBatched(BatchedEnv):
         self.sims = sims(self.model, num_envs, self.nthread, self.model.body("torso").id)
         self._done = np.zeros(num_envs, bool)
         self._param = np.zeros(num_envs)
-        if family == "cheetah_vel":
-            self._reward_fn, self._task_class = _cheetah.reward_cheetah_vel, _envs.VelocityTask
-        elif family == "cheetah_dir":
-            self._reward_fn, self._task_class = _cheetah.reward_cheetah_dir, _envs.DirectionTask
-        else:
-            self._reward_fn, self._task_class = None, _envs.DirectionTask
 
     def _obs(self) -> np.ndarray:
         sims = self.sims
@@ -335,7 +333,7 @@ class MujocoBatched(BatchedEnv):
         for t in tasks:
             if not isinstance(t, self._task_class):
                 raise ValueError(f"{self.family} needs {self._task_class.__name__} tasks, got {t!r}")
-        self._param = _mt.task_parameter(self.family, tasks)
+        self._param = _mt.task_parameter(tasks)
         self.sims.reset()
         qpos, qvel = _mt.reset_noise(rng, self.model.qpos0, self.model.nv, self.num_envs)
         if self.sims.cfrc is not None:
@@ -489,18 +487,16 @@ class GymBatchedEnv(BatchedEnv):
 def make_batched_env(family_or_id: str, num_envs: int, nthread: int | None = None) -> BatchedEnv:
     """The fastest batched backend for ``family_or_id`` (short name or gymnasium id).
 
-    Our four families get their own backend (``nthread`` threads for MuJoCo; 0 or None: all usable
-    cores); any other registered gymnasium id gets :class:`GymBatchedEnv`. Raises ValueError for
+    Our families get the backend the registry names (``nthread`` threads for MuJoCo; 0 or None: all
+    usable cores); any other registered gymnasium id gets :class:`GymBatchedEnv`. Raises ValueError for
     an unknown name (listing the valid ones) or a bad ``num_envs``/``nthread``.
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs={num_envs!r} must be a positive integer")
     if nthread is not None and (isinstance(nthread, bool) or not isinstance(nthread, (int, np.integer)) or nthread < 0):
         raise ValueError(f"nthread={nthread!r} must be a positive integer, or 0 or None for all usable cores")
-    fam = _envs.family(family_or_id)
-    if fam in ("point_corner", "point_corner_strict"):
-        return PointCornerBatched(int(num_envs), strict=fam == "point_corner_strict")
-    if fam in ("cheetah_vel", "cheetah_dir", "ant_dir"):
-        return MujocoBatched(fam, int(num_envs), nthread)
+    fam = registry.find_family(family_or_id)
+    if fam is not None:
+        return registry.resolve(fam.backend)(fam, int(num_envs), nthread)
     _envs.env_id(family_or_id)  # raises with the valid names
     return GymBatchedEnv(family_or_id, int(num_envs))

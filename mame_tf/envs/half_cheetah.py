@@ -40,7 +40,7 @@ def reward_cheetah_dir(x_before, x_after, action, dt, direction) -> np.ndarray:
 
 class _HalfCheetahTaskEnv(MetaMujocoEnv):
     obs_dim = OBS_DIM
-    _reward = staticmethod(reward_cheetah_dir)
+    reward_fn = staticmethod(reward_cheetah_dir)  # the array reward, shared with the batched backend
 
     def _get_obs(self):
         d = self.data
@@ -48,7 +48,7 @@ class _HalfCheetahTaskEnv(MetaMujocoEnv):
 
     def step(self, action):
         a, x_before, x_after = self._advance(action)
-        reward = self._reward(np.array([x_before]), np.array([x_after]), a, self.dt, self._param())[0]
+        reward = self.reward_fn(np.array([x_before]), np.array([x_after]), a, self.dt, self._param())[0]
         info = {"x_velocity": (x_after - x_before) / self.dt}
         return self._get_obs(), float(reward), False, False, info
 
@@ -58,8 +58,8 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
 
     family = "cheetah_vel"
     task_class = VelocityTask
-    _sample = staticmethod(sample_velocity_tasks)
-    _reward = staticmethod(reward_cheetah_vel)
+    task_sampler = staticmethod(sample_velocity_tasks)
+    reward_fn = staticmethod(reward_cheetah_vel)
 
 
 class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
@@ -67,5 +67,5 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
 
     family = "cheetah_dir"
     task_class = DirectionTask
-    _sample = staticmethod(sample_direction_tasks)
-    _reward = staticmethod(reward_cheetah_dir)
+    task_sampler = staticmethod(sample_direction_tasks)
+    reward_fn = staticmethod(reward_cheetah_dir)

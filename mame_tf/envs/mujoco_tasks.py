@@ -26,25 +26,25 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from mame_tf.registry import FAMILIES, task_family
+
 ASSETS = os.path.join(os.path.dirname(gym.__file__), "envs", "mujoco", "assets")
-MODEL_FILES = {"cheetah_vel": "half_cheetah.xml", "cheetah_dir": "half_cheetah.xml", "ant_dir": "ant.xml"}
 FRAME_SKIP = 5
-HORIZON = 200
 RESET_NOISE = 0.1
 
 
 def model_path(family: str) -> str:
-    """Path of gymnasium's v5 model file of ``family`` (cheetah_vel, cheetah_dir or ant_dir)."""
-    if family not in MODEL_FILES:
-        raise ValueError(f"no MuJoCo model for family {family!r}; valid: {', '.join(sorted(MODEL_FILES))}")
-    return os.path.join(ASSETS, MODEL_FILES[family])
+    """Path of gymnasium's v5 model file of the MuJoCo family ``family`` (its ``model`` in the registry)."""
+    model = task_family(family).model
+    if model is None:
+        mujoco_families = [f.name for f in FAMILIES.values() if f.model]
+        raise ValueError(f"no MuJoCo model for family {family!r}; valid: {', '.join(sorted(mujoco_families))}")
+    return os.path.join(ASSETS, model)
 
 
-def task_parameter(family: str, tasks) -> np.ndarray:
+def task_parameter(tasks) -> np.ndarray:
     """The per-task parameter of the MuJoCo families as an array ``[N]`` (velocity or direction)."""
-    if family == "cheetah_vel":
-        return np.array([t.velocity for t in tasks], dtype=np.float64)
-    return np.array([t.direction for t in tasks], dtype=np.float64)
+    return np.array([t.parameter for t in tasks], dtype=np.float64)
 
 
 def reset_noise(rng: np.random.Generator, qpos0: np.ndarray, nv: int, n: int | None = None):
@@ -59,7 +59,7 @@ def reset_noise(rng: np.random.Generator, qpos0: np.ndarray, nv: int, n: int | N
 class MetaMujocoEnv(MujocoEnv):
     """Base of our MuJoCo task envs: a gymnasium ``MujocoEnv`` with the task interface.
 
-    Subclasses set ``family``, ``obs_dim``, ``task_class``, ``_sample`` and implement ``_get_obs`` and
+    Subclasses set ``family``, ``obs_dim``, ``task_class``, ``task_sampler`` and implement ``_get_obs`` and
     ``step``. Frame skip 5 and gymnasium v5's reset noise.
     """
 
@@ -79,14 +79,15 @@ class MetaMujocoEnv(MujocoEnv):
 
     # Task interface -------------------------------------------------------------------------
     @staticmethod
-    def _sample(n: int, rng: np.random.Generator) -> list:
+    def task_sampler(n: int, rng: np.random.Generator) -> list:
+        """``n`` tasks of the family drawn with ``rng``."""
         raise NotImplementedError
 
     def sample_tasks(self, n: int, seed: int | None = None, rng: np.random.Generator | None = None) -> list:
         """``n`` tasks of this family, from ``rng`` or a generator seeded with ``seed``."""
         from mame_tf.envs.tasks import make_rng
 
-        return self._sample(n, make_rng(seed, rng))
+        return self.task_sampler(n, make_rng(seed, rng))
 
     def set_task(self, task) -> None:
         if not isinstance(task, self.task_class):
@@ -97,7 +98,7 @@ class MetaMujocoEnv(MujocoEnv):
         return self._task
 
     def _param(self) -> np.ndarray:
-        return task_parameter(self.family, [self._task])
+        return task_parameter([self._task])
 
     # gymnasium API ----------------------------------------------------------------------------
     def reset_model(self):

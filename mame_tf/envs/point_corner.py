@@ -35,7 +35,6 @@ from mame_tf.envs.tasks import CORNERS, GoalTask, make_rng, sample_goal_tasks
 MAX_ACTION = 0.2
 START_RANGE = 0.2
 CENTRE_RADIUS_L1 = 0.5
-HORIZON = 100
 
 
 def _rewarded(pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -74,6 +73,8 @@ class PointCornerEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
     strict = False
+    task_class = GoalTask
+    task_sampler = staticmethod(sample_goal_tasks)
 
     def __init__(self, task: GoalTask | None = None, render_mode: str | None = None, render_size: int = 256):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -91,7 +92,7 @@ class PointCornerEnv(gym.Env):
     # Task interface -------------------------------------------------------------------------
     def sample_tasks(self, n: int, seed: int | None = None, rng: np.random.Generator | None = None) -> list[GoalTask]:
         """``n`` tasks (corners drawn uniformly), from ``rng`` or a generator seeded with ``seed``."""
-        return sample_goal_tasks(n, make_rng(seed, rng))
+        return self.task_sampler(n, make_rng(seed, rng))
 
     def set_task(self, task: GoalTask) -> None:
         if not isinstance(task, GoalTask):

@@ -58,6 +58,11 @@ class VelocityTask:
             raise ValueError(f"VelocityTask velocity={self.velocity!r} must be a finite number")
         object.__setattr__(self, "velocity", v)
 
+    @property
+    def parameter(self) -> float:
+        """The number the reward reads (the batched backend's per-simulation parameter)."""
+        return self.velocity
+
 
 @dataclasses.dataclass(frozen=True)
 class DirectionTask:
@@ -69,6 +74,11 @@ class DirectionTask:
         if self.direction not in (1, -1):
             raise ValueError(f"DirectionTask direction={self.direction!r} must be +1 or -1")
         object.__setattr__(self, "direction", int(self.direction))
+
+    @property
+    def parameter(self) -> int:
+        """The number the reward reads (the batched backend's per-simulation parameter)."""
+        return self.direction
 
 
 Task = Union[GoalTask, VelocityTask, DirectionTask]
