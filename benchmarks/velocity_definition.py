@@ -8,18 +8,18 @@ Prints, per cheetah family, the mean return and the mean and max absolute differ
 returns over 20 episodes (seeded; uniform actions clipped from N(0, 1)).
 """
 import numpy as np, mujoco, gymnasium as gym
-import mame_tf
 from mame_tf.envs.tasks import VelocityTask, DirectionTask
+from mame_tf.registry import FAMILIES  # importing mame_tf registers the environments
 rng = np.random.default_rng(0)
-for fam, gid in (("cheetah_vel", "mame_tf/HalfCheetahVel-v0"), ("cheetah_dir", "mame_tf/HalfCheetahDir-v0")):
-    env = gym.make(gid).unwrapped
+for fam in ("cheetah_vel", "cheetah_dir"):
+    env = gym.make(FAMILIES[fam].gym_id).unwrapped
     torso = env.model.body("torso").id
     diffs, ours_all = [], []
     for ep in range(20):
         task = VelocityTask(float(rng.uniform(0, 2))) if fam == "cheetah_vel" else DirectionTask(int(rng.choice([-1, 1])))
         env.set_task(task); env.reset(seed=ep)
         ours = finn = 0.0
-        for t in range(200):
+        for t in range(FAMILIES[fam].horizon):
             a = np.clip(rng.normal(size=6), -1, 1)
             _, r, _, _, info = env.step(a)
             mujoco.mj_subtreeVel(env.model, env.data)

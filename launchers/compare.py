@@ -60,6 +60,7 @@ flags.DEFINE_bool("dry_run", False, "Validate, print each run's state and comman
 FLAGS = flags.FLAGS
 
 MUJOCO_CPUS = 2
+DRIVER_LOCK = "driver.lock"  # in <outdir>/.experiment: held by the driver while it runs the experiment
 
 
 def _settings_note(specs) -> list[str]:
@@ -78,43 +79,89 @@ def _settings_note(specs) -> list[str]:
     return lines
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def _check_flag_combinations() -> None:
     if FLAGS.ablations and FLAGS["algos"].present:
-        print("error: --ablations runs MAME's variants; do not combine it with --algos", file=sys.stderr)
-        return 2
+        raise ValueError("--ablations runs MAME's variants; do not combine it with --algos")
     if FLAGS.address and FLAGS.num_cpus:
-        print("error: --num_cpus sizes the embedded Ray instance; with --address the cluster has its own",
-              file=sys.stderr)
-        return 2
-    outdir = FLAGS.outdir or os.path.join("runs", f"{'ablations' if FLAGS.ablations else 'compare'}-{FLAGS.env}")
+        raise ValueError("--num_cpus sizes the embedded Ray instance; with --address the cluster has its own")
+
+
+def _cpus_per_run() -> float:
+    """The CPUs each run asks for (and its simulation threads): the flag, or the family's default."""
     family = find_family(FLAGS.env)
     cpus = FLAGS.cpus_per_run or (1 if family is not None and family.kind == "point" else MUJOCO_CPUS)
     local_cpus = FLAGS.num_cpus or os.cpu_count() or 1
     if not FLAGS.address and cpus > local_cpus:
-        print(f"error: --cpus_per_run={cpus:g} is more than the {local_cpus} CPUs of the local Ray instance; "
-              f"lower it, raise --num_cpus, or run on a cluster with --address", file=sys.stderr)
-        return 2
+        raise ValueError(f"--cpus_per_run={cpus:g} is more than the {local_cpus} CPUs of the local Ray instance; "
+                         f"lower it, raise --num_cpus, or run on a cluster with --address")
+    return cpus
+
+
+def _plan(cpus: float):
+    """Every run of the experiment, validated (ValueError otherwise)."""
+    outdir = FLAGS.outdir or os.path.join("runs", f"{'ablations' if FLAGS.ablations else 'compare'}-{FLAGS.env}")
     run_flags = FLAGS.run_flags
     if "--nthread" not in run_flags:  # the run's simulation threads match the CPUs it was given
         run_flags = f"{run_flags} --nthread={max(1, int(cpus))}".strip()
+    return plan(FLAGS.env, FLAGS.algos, FLAGS.seeds, FLAGS.ablations, outdir, FLAGS.iterations, run_flags,
+                FLAGS.wandb_mode, FLAGS.grid)
+
+
+def _lock_outdir(outdir: str) -> int:
+    """Hold the experiment's lock in ``outdir`` (two drivers on one directory would run its runs twice);
+    returns the descriptor that keeps it. ValueError naming the holder if another driver has it."""
+    from mame_tf.experiment import BOOKKEEPING
+    from mame_tf.run import LockHeld, acquire_lock
+
+    book = os.path.join(outdir, BOOKKEEPING)
     try:
-        specs = plan(FLAGS.env, FLAGS.algos, FLAGS.seeds, FLAGS.ablations, outdir, FLAGS.iterations, run_flags,
-                     FLAGS.wandb_mode, FLAGS.grid)
-        states, conflicts = {}, []
-        for spec in specs:
-            try:
-                states[spec.name] = run_state(spec)
-            except ValueError as err:
-                conflicts.append(str(err))
-        if conflicts:
-            raise ValueError("\n  ".join(conflicts))
+        os.makedirs(book, exist_ok=True)
+        return acquire_lock(os.path.join(book, DRIVER_LOCK))
+    except LockHeld as held:
+        raise ValueError(f"--outdir={outdir} is in use by {held.holder} (another compare.py); wait for it to "
+                         f"stop (or stop it), or give another --outdir") from None
+    except OSError as err:
+        raise ValueError(f"--outdir={outdir} cannot be locked: {err.strerror or err}") from None
+
+
+def _run_states(specs) -> dict[str, str]:
+    """``{run name: "new" | "resume" | "done"}``; ValueError listing every directory that holds another run."""
+    states, conflicts = {}, []
+    for spec in specs:
+        try:
+            states[spec.name] = run_state(spec)
+        except ValueError as err:
+            conflicts.append(str(err))
+    if conflicts:
+        raise ValueError("\n  ".join(conflicts))
+    return states
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        _check_flag_combinations()
+        cpus = _cpus_per_run()
+        specs = _plan(cpus)
+        outdir = os.path.dirname(specs[0].run_dir)
+        lock = None if FLAGS.dry_run else _lock_outdir(outdir)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        return _run(specs, outdir, cpus)
+    finally:
+        if lock is not None:
+            os.close(lock)
 
-    outdir = os.path.dirname(specs[0].run_dir)
+
+def _run(specs, outdir: str, cpus: float) -> int:
+    try:
+        states = _run_states(specs)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     todo = [s for s in specs if states[s.name] != "done"]
     counts = {k: sum(1 for v in states.values() if v == k) for k in ("done", "resume", "new")}
     print(f"{len(specs)} runs in {outdir}/: {counts['done']} finished with these settings (kept), "
@@ -149,7 +196,8 @@ def main(argv):
 def _report_stop(specs, outcomes, signum) -> int:
     import signal
 
-    from mame_tf.experiment import progress_rows, saved_checkpoint_iteration
+    from mame_tf.experiment import saved_checkpoint_iteration
+    from mame_tf.results import progress_rows
 
     print(f"stopped by {signal.Signals(signum).name}; state of the runs that were not finished:", file=sys.stderr)
     for spec in specs:
@@ -165,8 +213,7 @@ def _report_stop(specs, outcomes, signum) -> int:
 
 
 def _summarize(specs, states, outcomes, outdir) -> int:
-    from mame_tf.experiment import progress_rows
-    from mame_tf.results import aggregate, summary_table
+    from mame_tf.results import aggregate, progress_rows, summary_table
 
     failed = [s for s in specs if outcomes.get(s.name, "").startswith("failed")]
     groups: dict[str, list[str]] = {}

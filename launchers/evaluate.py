@@ -71,22 +71,43 @@ def evaluate_per_task(algo, sampler, tasks, k: int) -> tuple[dict, list[float]]:
     return row, [float(v) for v in per_task]
 
 
+def _inner_steps() -> int:
+    """The most inner steps to evaluate; ValueError if the run's configuration cannot be read or the
+    results could not be written."""
+    from mame_tf.api import read_config
+
+    _, saved_train, _ = read_config(FLAGS.logdir)
+    inner_steps = saved_train.inner_steps if FLAGS.inner_steps < 0 else FLAGS.inner_steps
+    if FLAGS.output:
+        _check_writable(FLAGS.output)
+    else:
+        try:
+            os.makedirs(os.path.join(FLAGS.logdir, "eval"), exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{FLAGS.logdir}/eval cannot be created ({err.strerror or err}); give --output")
+        _check_writable(os.path.join(FLAGS.logdir, "eval", "probe"))
+    return inner_steps
+
+
+def _evaluate_each_step_count(algo, train, sampler, tasks, inner_steps: int, results: dict) -> None:
+    """Meta-test with 0..``inner_steps`` inner steps, printing one line each and filling ``results``."""
+    for k in range(inner_steps + 1):
+        row, per_task = evaluate_per_task(algo, sampler, tasks, k)
+        results["steps"][k] = row
+        results["post_adapt_return_per_task"][k] = per_task
+        extra = "".join(f"  {key.split('/')[-1]} {value:.3f}" for key, value in row.items()
+                        if "final_" in key)
+        ci = row["eval/post_adapt/return_ci95_low"], row["eval/post_adapt/return_ci95_high"]
+        explore = f"exploration {row['eval/pre_adapt/return']:8.3f}" if k else f"{'':20s}"
+        print(f"  {row_label(algo.name, k, train.inner_steps):40s} {explore}  post-update "
+              f"{row['eval/post_adapt/return']:8.3f} [{ci[0]:.3f}, {ci[1]:.3f}]{extra}", flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        from mame_tf.api import read_config
-
-        _, saved_train, _ = read_config(FLAGS.logdir)
-        inner_steps = saved_train.inner_steps if FLAGS.inner_steps < 0 else FLAGS.inner_steps
-        if FLAGS.output:
-            _check_writable(FLAGS.output)
-        else:
-            try:
-                os.makedirs(os.path.join(FLAGS.logdir, "eval"), exist_ok=True)
-            except OSError as err:
-                raise ValueError(f"{FLAGS.logdir}/eval cannot be created ({err.strerror or err}); give --output")
-            _check_writable(os.path.join(FLAGS.logdir, "eval", "probe"))
+        inner_steps = _inner_steps()
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -109,16 +130,7 @@ def main(argv):
           f"{FLAGS.eval_tasks} new tasks x {episodes} episodes; trained with {train.inner_steps} inner "
           f"step{'s' if train.inner_steps != 1 else ''}; mean over tasks [95% bootstrap CI over tasks]")
     try:
-        for k in range(inner_steps + 1):
-            row, per_task = evaluate_per_task(algo, sampler, tasks, k)
-            results["steps"][k] = row
-            results["post_adapt_return_per_task"][k] = per_task
-            extra = "".join(f"  {key.split('/')[-1]} {value:.3f}" for key, value in row.items()
-                            if "final_" in key)
-            ci = row["eval/post_adapt/return_ci95_low"], row["eval/post_adapt/return_ci95_high"]
-            explore = f"exploration {row['eval/pre_adapt/return']:8.3f}" if k else f"{'':20s}"
-            print(f"  {row_label(algo.name, k, train.inner_steps):40s} {explore}  post-update "
-                  f"{row['eval/post_adapt/return']:8.3f} [{ci[0]:.3f}, {ci[1]:.3f}]{extra}", flush=True)
+        _evaluate_each_step_count(algo, train, sampler, tasks, inner_steps, results)
     except FloatingPointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

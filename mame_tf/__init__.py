@@ -1,8 +1,8 @@
 """mame-tf: Model-Agnostic Meta-Exploration and its meta-RL baselines in TensorFlow 2.
 
-Importing the package registers the task families as gymnasium environments
-(``mame_tf/PointCorner-v0``, ``mame_tf/HalfCheetahVel-v0``, ``mame_tf/HalfCheetahDir-v0``,
-``mame_tf/AntDir-v0``) and routes MuJoCo warnings to Python logging.
+Importing the package registers every task family of ``mame_tf.registry.FAMILIES`` as a gymnasium
+environment (``mame_tf/PointCorner-v0``, ``mame_tf/AntDir-v0``, ...: the registry lists all their ids)
+and routes MuJoCo warnings to Python logging.
 """
 import os
 

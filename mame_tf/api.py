@@ -59,7 +59,8 @@ def train(algo: str = "mame", env: str | None = None, logdir: str = "", stream=N
 
 
 def read_config(logdir: str):
-    """``(algorithm class, TrainConfig, algorithm config)`` of the run in ``logdir``, validated."""
+    """``(algorithm class, TrainConfig, algorithm config)`` of the run in ``logdir``, validated: the one
+    reader of a run's ``config.json`` (``mame_tf.config.dumps`` writes it). ValueError says what is wrong."""
     from mame_tf.launch import algorithm_class
 
     path = os.path.join(logdir, "config.json")

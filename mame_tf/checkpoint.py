@@ -9,10 +9,13 @@ A checkpoint is a directory ``ckpt-<iteration>/`` holding ``variables.npz`` (one
 and ``state.json`` (iteration, env steps, elapsed time, sampler random states; the wandb run id lives
 in ``<logdir>/wandb_run_id``). It is written as ``ckpt-<iteration>.tmp/`` (every file flushed to
 disk) and renamed into place only when complete, then the ``latest`` pointer is replaced
-atomically. Saving an iteration that already has a checkpoint moves the old one aside first
-(``.old``) and deletes it only after the new one is in place. A crash at any moment therefore leaves
-a complete checkpoint; leftover ``.tmp`` directories are ignored, and a failed save (a full disk)
-removes its partial copy and puts the old one back.
+atomically. Saving an iteration that already has a checkpoint moves the old one aside
+(``ckpt-<iteration>.old/``) only once the new one is complete, and deletes it once the new one is in
+place; in between, the ``.old`` copy counts as its iteration's checkpoint. A crash at any moment
+therefore leaves a complete checkpoint. A failed save (a full disk) removes its partial copy before
+anything is moved, so an older checkpoint of the iteration stays where it was. What crashes leave
+(unfinished ``.tmp`` directories, ``.old`` copies beside their checkpoint) is never read and is
+deleted by the next save.
 
 Reading validates before it assigns anything: the JSON state must parse and name the iteration, the
 arrays must load and match the variables one for one in name and shape. :meth:`Checkpointer.restore`
@@ -54,10 +57,12 @@ def _fsync_dir(path: str) -> None:
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a flushed temporary file and an atomic rename."""
-    tmp = f"{path}.tmp"
+    """Write ``text`` to ``path`` through a flushed temporary file and an atomic rename: a reader sees the
+    old file or the new one, never a part (the temporary name carries the process id, so two processes
+    writing one file do not share it). Line ends are written as given."""
+    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w") as fh:
+        with open(tmp, "w", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -247,10 +252,6 @@ class Checkpointer:
     def _complete(self) -> list[str]:
         """Names of the complete checkpoint directories (those with a state file), oldest first."""
         return [d for d in self._named() if os.path.exists(os.path.join(self.directory, d, STATE))]
-
-    def has_any(self) -> bool:
-        """Whether the directory holds any checkpoint, complete or not."""
-        return any(d.startswith("ckpt-") for d in self._names())
 
     def _prune(self) -> None:
         """Keep the newest ``keep`` complete checkpoints; drop what earlier crashes left behind.

@@ -8,6 +8,9 @@ from __future__ import annotations
 import functools
 import runpy
 
+# What setup.py's console_scripts name (mame_tf.cli:<name>).
+__all__ = ["mame", "maml_vpg", "maml_trpo", "promp", "emaml", "compare", "evaluate", "visualize"]
+
 
 def _run(module: str) -> None:
     runpy.run_module(f"launchers.{module}", run_name="__main__", alter_sys=True)

@@ -35,11 +35,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from typing import Sequence, TextIO
 
-from mame_tf.experiment import BOOKKEEPING, RunSpec, launcher_argv, progress_rows, saved_checkpoint_iteration
+from mame_tf.checkpoint import atomic_write_text
+from mame_tf.experiment import BOOKKEEPING, RunSpec, launcher_argv, saved_checkpoint_iteration
+from mame_tf.results import progress_rows
 
 RETURN = "post_adapt/return"
 STOP = "stop.json"  # in <outdir>/.experiment: written by the driver to stop every run of its session
@@ -62,10 +63,7 @@ def _read_json(path: str) -> dict | None:
 
 
 def _write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 def _alive(pid: int, run_dir: str) -> bool:
@@ -104,11 +102,10 @@ def _describe(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def run_task(spec: RunSpec, session: str, repo_root: str) -> dict:
-    """The body of one run's Ray task (see the module docstring). Returns ``{"status", "returncode"}``."""
-    node = socket.gethostname()
-    book = os.path.join(os.path.dirname(spec.run_dir), BOOKKEEPING)
-    marker = _read_json(os.path.join(book, "experiment.json"))
+def _project_root(spec: RunSpec, session: str, repo_root: str, node: str) -> str:
+    """The project directory holding the run's launcher on this node; NotShared if this node does not
+    see the experiment's output directory (its ``experiment.json`` of this session) or the launcher."""
+    marker = _read_json(os.path.join(os.path.dirname(spec.run_dir), BOOKKEEPING, "experiment.json"))
     if not marker or marker.get("session") != session:
         raise NotShared(f"{spec.name}: the output directory {os.path.dirname(spec.run_dir)} is not visible on "
                         f"node {node}; put it on a filesystem every node mounts at the same path")
@@ -117,13 +114,28 @@ def run_task(spec: RunSpec, session: str, repo_root: str) -> dict:
     if root is None:
         raise NotShared(f"{spec.name}: launchers/run_{spec.algo}.py is not on node {node} (looked in "
                         f"{', '.join(roots)}); install the project at the same path on every node")
-    status_path = os.path.join(book, spec.name + ".json")
+    return root
+
+
+def _next_attempt(status_path: str, session: str, node: str, run_dir: str) -> int:
+    """The number of this attempt in the session; waits (up to 2 minutes) until the run's process of an
+    earlier attempt on this node is gone, so that two never write one run directory."""
     previous = _read_json(status_path) or {}
     attempt = previous.get("attempt", 0) + 1 if previous.get("session") == session else 1
     if previous.get("node") == node and previous.get("child"):
         deadline = time.monotonic() + 120  # a killed attempt's run must be gone before this one starts
-        while _alive(previous["child"], spec.run_dir) and time.monotonic() < deadline:
+        while _alive(previous["child"], run_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
+    return attempt
+
+
+def run_task(spec: RunSpec, session: str, repo_root: str) -> dict:
+    """The body of one run's Ray task (see the module docstring). Returns ``{"status", "returncode"}``."""
+    node = socket.gethostname()
+    book = os.path.join(os.path.dirname(spec.run_dir), BOOKKEEPING)
+    root = _project_root(spec, session, repo_root, node)
+    status_path = os.path.join(book, spec.name + ".json")
+    attempt = _next_attempt(status_path, session, node, spec.run_dir)
     os.makedirs(spec.run_dir, exist_ok=True)
     argv = launcher_argv(spec, root)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}

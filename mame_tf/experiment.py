@@ -27,10 +27,8 @@ imports to run a task.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
-import json
 import os
 import re
 import shlex
@@ -168,9 +166,7 @@ def _identity(train, algo_cfg) -> tuple:
     return tuple((s, k, tuple(v) if isinstance(v, list) else v) for s, k, v in items if k not in EXECUTION_ONLY)
 
 
-def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, outdir: str, iterations: int,
-         run_flags: str, wandb_mode: str, grid: Sequence[str] = ()) -> list[RunSpec]:
-    """Every run of the experiment, each validated as its launcher would, before anything starts."""
+def _check_env_and_algos(env: str, algos: Sequence[str]) -> None:
     if env not in FAMILIES:
         raise ValueError(f"--env={env!r} is invalid; valid choices: {', '.join(sorted(FAMILIES))}")
     if not algos:
@@ -180,6 +176,9 @@ def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, 
             raise ValueError(f"--algos: {name!r} is not an algorithm; valid choices: {', '.join(ALGO_ORDER)}")
     if len(set(algos)) != len(algos):
         raise ValueError(f"--algos={','.join(algos)} names an algorithm twice")
+
+
+def _parse_seeds(seeds: Sequence[str]) -> list[int]:
     parsed = []
     for s in seeds:
         seed = int(s) if str(s).isdigit() else -1
@@ -190,6 +189,11 @@ def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, 
         raise ValueError("--seeds is empty")
     if len(set(parsed)) != len(parsed):
         raise ValueError(f"--seeds={','.join(map(str, seeds))} names a seed twice")
+    return parsed
+
+
+def _parse_run_flags(run_flags: str) -> tuple[list[str], set[str]]:
+    """``--run_flags`` as launcher arguments, and the names of the settings they set."""
     try:
         extra = shlex.split(run_flags)
     except ValueError as err:
@@ -203,13 +207,11 @@ def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, 
             raise ValueError(f"--run_flags must not set --{name} (the experiment sets it per run; use "
                              f"{MANAGED[name]})")
         extra_names.add(name[2:] if name.startswith("no") and "=" not in item else name)
-    check_outdir(outdir)
-    outdir = os.path.abspath(outdir)
+    return extra, extra_names
 
-    variants = [("mame", label, list(args)) for label, args in ABLATIONS.items()] if ablations else \
-        [(name, name, []) for name in algos]
-    selected = sorted({algo for algo, _, _ in variants}, key=ALGO_ORDER.index)
-    axes = parse_grid(grid, selected)
+
+def _check_axes(axes: list[GridAxis], selected: list[str], variants: list, extra_names: set[str]) -> None:
+    """Every grid axis names a setting of the algorithms it sweeps, and no other flag sets it too."""
     names = {algo: setting_names(algo) for algo in selected}
     for ax in axes:
         given = f"--grid={ax.algo + '.' if ax.algo else ''}{ax.name}={','.join(ax.values)}"
@@ -234,14 +236,29 @@ def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, 
                 raise ValueError(f"{given}: the variant {label!r} sets {ax.name} itself "
                                  f"({' '.join(args)})")
 
+
+def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, outdir: str, iterations: int,
+         run_flags: str, wandb_mode: str, grid: Sequence[str] = ()) -> list[RunSpec]:
+    """Every run of the experiment, each validated as its launcher would, before anything starts."""
+    _check_env_and_algos(env, algos)
+    parsed = _parse_seeds(seeds)
+    extra, extra_names = _parse_run_flags(run_flags)
+    check_outdir(outdir)
+    outdir = os.path.abspath(outdir)
+
+    variants = [("mame", label, list(args)) for label, args in ABLATIONS.items()] if ablations else \
+        [(name, name, []) for name in algos]
+    selected = sorted({algo for algo, _, _ in variants}, key=ALGO_ORDER.index)
+    axes = parse_grid(grid, selected)
+    _check_axes(axes, selected, variants, extra_names)
+
     runs: list[RunSpec] = []
     seen_settings: dict[tuple, str] = {}
     for algo, label, args in variants:
         mine = [ax for ax in axes if ax.algo in (None, algo)]
         for combo in itertools.product(*[ax.values for ax in mine]):
             pairs = [(ax.name, value) for ax, value in zip(mine, combo)]
-            grid_args = [f"--{n}={v.replace(':', ',')}" for n, v in pairs]
-            flags_ = [*args, *extra, *grid_args]
+            flags_ = [*args, *extra, *[f"--{n}={v.replace(':', ',')}" for n, v in pairs]]
             try:
                 train, algo_cfg = check_run_flags(
                     algo, [f"--env={env}", *flags_] + ([f"--iterations={iterations}"] if iterations else []))
@@ -267,16 +284,6 @@ def plan(env: str, algos: Sequence[str], seeds: Sequence[str], ablations: bool, 
 
 # -- the runs' state on disk ----------------------------------------------------------------------
 
-def progress_rows(run_dir: str) -> list[dict]:
-    """The rows of ``run_dir/progress.csv`` (empty if there is none)."""
-    path = os.path.join(run_dir, "progress.csv")
-    try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except FileNotFoundError:
-        return []
-
-
 def checkpointed(run_dir: str, iteration: int) -> bool:
     """Whether the run has a complete checkpoint of ``iteration`` (the trainer saves the last one at exit)."""
     return os.path.exists(os.path.join(run_dir, "checkpoints", f"ckpt-{iteration:06d}", "state.json"))
@@ -297,21 +304,16 @@ def saved_checkpoint_iteration(run_dir: str) -> int:
 
 def run_state(spec: RunSpec) -> str:
     """``"new"``, ``"done"`` or ``"resume"``; raises ValueError if the directory holds a different run."""
-    config_path = os.path.join(spec.run_dir, "config.json")
-    if not os.path.exists(config_path):
+    if not os.path.exists(os.path.join(spec.run_dir, "config.json")):
         return "new"
-    from mame_tf import config as cfgmod
-    from mame_tf.config import TrainConfig
-    from mame_tf.launch import algorithm_class
+    from mame_tf.api import read_config
 
     try:
-        with open(config_path) as fh:
-            saved = json.load(fh)
-        if saved["algorithm"] != spec.algo:
-            raise ValueError(f"it is a {saved['algorithm']} run")
-        cls = algorithm_class(spec.algo).config_class
-        there = _identity(cfgmod.from_dict(TrainConfig, saved["train"]), cfgmod.from_dict(cls, saved["algo"]))
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
+        cls, train, algo_cfg = read_config(spec.run_dir)
+        if cls.name != spec.algo:
+            raise ValueError(f"it is a {cls.name} run")
+        there = _identity(train, algo_cfg)
+    except ValueError as err:
         raise ValueError(f"{spec.run_dir} holds a run that is not the one requested ({err}); it is not "
                          f"reused: use another --outdir, or move that directory away") from None
     want, have = dict(((s, k), v) for s, k, v in spec.settings), dict(((s, k), v) for s, k, v in there)
@@ -324,6 +326,8 @@ def run_state(spec: RunSpec) -> str:
         raise ValueError(f"{spec.run_dir} holds a run with other settings ({shown}"
                          f"{'; ...' if len(diffs) > 4 else ''}); it is not reused: use another --outdir, "
                          f"or move that directory away")
+    from mame_tf.results import progress_rows
+
     rows = progress_rows(spec.run_dir)
     if have[budget] == want[budget] and len(rows) >= spec.iterations and checkpointed(spec.run_dir, spec.iterations):
         return "done"

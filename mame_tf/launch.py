@@ -10,7 +10,6 @@ checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -54,12 +53,11 @@ def _resume_configs(algo_cls, train, algo_cfg, given, algo_given):
     if not train.logdir or not os.path.exists(os.path.join(train.logdir, "config.json")):
         raise ValueError(f"--resume needs --logdir pointing at an existing run directory; "
                          f"{train.logdir!r} has no config.json")
-    with open(os.path.join(train.logdir, "config.json")) as fh:
-        saved = json.load(fh)
-    if saved["algorithm"] != algo_cls.name:
-        raise ValueError(f"--logdir={train.logdir!r} holds a {saved['algorithm']!r} run, not {algo_cls.name!r}")
-    saved_train = cfgmod.from_dict(TrainConfig, saved["train"])
-    saved_algo = cfgmod.from_dict(algo_cls.config_class, saved["algo"])
+    from mame_tf.api import read_config
+
+    saved_cls, saved_train, saved_algo = read_config(train.logdir)
+    if saved_cls.name != algo_cls.name:
+        raise ValueError(f"--logdir={train.logdir!r} holds a {saved_cls.name!r} run, not {algo_cls.name!r}")
     for name, value in given.items():
         if name not in RESUME_OVERRIDABLE and getattr(saved_train, name) != value:
             raise ValueError(f"--{name}={cfgmod.show(value)} differs from the resumed run's "
@@ -119,7 +117,7 @@ def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> d
     :class:`mame_tf.run.NonFiniteError`, :class:`mame_tf.run.StorageError` and
     :class:`mame_tf.run.Interrupted` (see ``mame_tf.run``).
     """
-    from mame_tf.results import load_progress_rows
+    from mame_tf.results import progress_rows
     from mame_tf.run import Run
     from mame_tf.runinfo import summary_line, write_provenance
     from mame_tf.trainer import train as train_loop
@@ -136,7 +134,7 @@ def train_from_configs(algo_cls, train: TrainConfig, algo_cfg, stream=None) -> d
             if eval_sampler is not None:
                 eval_sampler.close()
         run.say(summary_line(algo_cls.name, run.config.env, run.logdir,
-                             load_progress_rows(os.path.join(run.logdir, "progress.csv"))))
+                             progress_rows(run.logdir)))
         return last
 
 

@@ -16,10 +16,10 @@ import math
 import os
 import statistics
 import sys
-import time
 import uuid
 
-REQUIRED = ("iteration", "env_steps", "pre_adapt/return", "post_adapt/return", "time/sampling", "time/update")
+from mame_tf.checkpoint import atomic_write_text
+from mame_tf.results import progress_rows
 
 
 class Logger:
@@ -32,7 +32,6 @@ class Logger:
         self.stream = stream if stream is not None else sys.stdout
         self.csv_path = os.path.join(logdir, "progress.csv")
         self._columns: list[str] | None = None
-        self._start = time.time()
         self._first_iteration: int | None = None
         self._recent = collections.deque(maxlen=10)  # seconds of the last iterations, for the ETA
         if resume_iteration is not None and os.path.exists(self.csv_path):
@@ -49,34 +48,24 @@ class Logger:
             self._tb = TensorBoardWriter(tensorboard_dir)
 
     def _truncate(self, iteration: int) -> None:
-        with open(self.csv_path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = progress_rows(self.logdir)
         if not rows:
             return
         self._columns = list(rows[0].keys())
         self._rewrite([r for r in rows if int(float(r["iteration"])) <= iteration])
 
     def _add_columns(self, extra: list[str]) -> None:
-        with open(self.csv_path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = progress_rows(self.logdir)
         self._columns = self._columns + extra
         self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:
         """Replace progress.csv by ``rows`` under ``self._columns`` atomically."""
-        tmp = self.csv_path + ".tmp"
-        try:
-            with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=self._columns)
-                writer.writeheader()
-                writer.writerows(rows)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.csv_path)
-        except OSError:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self._columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.csv_path, text.getvalue())
 
     def _init_wandb(self, mode, project, run_name, config, resume):
         os.environ.setdefault("WANDB_SILENT", "true")

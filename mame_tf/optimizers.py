@@ -31,7 +31,7 @@ def _value(v):
 
 
 def flatten(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Concatenate tensors into one flat vector (``None`` gradients count as zeros is NOT allowed)."""
+    """Concatenate tensors into one flat vector; every tensor must be given (a ``None`` gradient is an error)."""
     return tf.concat([tf.reshape(_value(t), [-1]) for t in tensors], axis=0)
 
 

@@ -50,8 +50,6 @@ STYLES: dict[str, tuple[str, str]] = {
 # Colours for keys not in STYLES, given in order of first use (never one of STYLES' colours).
 _SPARE_COLOURS = ("#000000", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d")
 
-ABLATION_ORDER = ("mame", "vpg_inner_loop", "reward_self_supervision", "vanilla_dice", "emaml_based")
-
 METRIC_NAMES: dict[str, str] = {
     "post_adapt/return": "post-update return",
     "pre_adapt/return": "pre-update return",
@@ -387,6 +385,52 @@ def robust_limits(arrays: Iterable[np.ndarray], levels: Sequence[float] = (), sk
     return lo - pad * span, hi + pad * span
 
 
+def _draw_panel(ax, groups: Mapping[str, Group], metric: str, cols: dict[str, str], refs: dict,
+                smooth_window: int, n_boot: int, seed: int) -> None:
+    """One metric's panel: each group's mean over seeds (a bootstrap CI band when it has several) and the
+    family's reference levels."""
+    drawn = []
+    for key, g in groups.items():
+        vals = smooth(g.values[metric], smooth_window)
+        mean = np.nanmean(vals, axis=0)
+        n = vals.shape[0]
+        label = f"{display_name(key)} ({n} seed{'s' if n > 1 else ''})"
+        ax.plot(g.env_steps, mean, color=cols[key], lw=1.6 if n > 1 else 1.1, ls="-" if n > 1 else "--",
+                label=label)
+        drawn.append(mean)
+        if n > 1:
+            lo, hi = bootstrap_ci(vals, n_boot, seed)
+            ax.fill_between(g.env_steps, lo, hi, color=cols[key], alpha=0.18, lw=0)
+            drawn += [lo, hi]
+    levels = [lvl for lvl, _ in refs.get(metric, [])]
+    for lvl, text in refs.get(metric, []):
+        ax.axhline(lvl, color="black", ls=":", lw=1)
+        ax.annotate(text, (0.01, lvl), xycoords=("axes fraction", "data"), xytext=(0, 2),
+                    textcoords="offset points", fontsize=7.5, va="bottom")
+    ax.set_ylim(*robust_limits(drawn, levels))
+    ax.set_xlabel(metric_name("env_steps"))
+    ax.set_ylabel(metric_name(metric))
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
+    ax.grid(alpha=0.3)
+
+
+def _caption(groups: Mapping[str, Group], first_metric: str, title: str, smooth_window: int, n_boot: int,
+             seed: int, budget: str) -> str:
+    """The text under the figure: what the lines and bands are, the smoothing and the budget."""
+    any_ci = any(g.values[first_metric].shape[0] > 1 for g in groups.values())
+    parts = [f"{title}." if title else "", "Lines: mean over seeds"]
+    if any_ci:
+        parts.append(f"; bands: 95% percentile-bootstrap CI of the mean over seeds ({n_boot:,} resamples, "
+                     f"seed {seed})")
+    if any(g.values[first_metric].shape[0] == 1 for g in groups.values()):
+        parts.append("; dashed: a single seed (no CI)")
+    parts.append(f"; each seed smoothed by a trailing moving average over {smooth_window} iterations"
+                 if smooth_window > 1 else "; unsmoothed")
+    if budget:
+        parts.append(f". {budget}")
+    return (" ".join(p for p in parts[:1] if p) + " " + "".join(parts[1:])).strip() + "."
+
+
 def plot_curves(groups: Mapping[str, Group], metrics: Sequence[str], out_png: str, title: str = "",
                 family: str | None = None, smooth_window: int = 1, n_boot: int = DEFAULT_N_BOOT,
                 seed: int = 0, budget: str = "") -> str:
@@ -403,45 +447,12 @@ def plot_curves(groups: Mapping[str, Group], metrics: Sequence[str], out_png: st
     cols = colours(groups)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        drawn = []
-        for key, g in groups.items():
-            vals = smooth(g.values[m], smooth_window)
-            mean = np.nanmean(vals, axis=0)
-            n = vals.shape[0]
-            label = f"{display_name(key)} ({n} seed{'s' if n > 1 else ''})"
-            ax.plot(g.env_steps, mean, color=cols[key], lw=1.6 if n > 1 else 1.1, ls="-" if n > 1 else "--",
-                    label=label)
-            drawn.append(mean)
-            if n > 1:
-                lo, hi = bootstrap_ci(vals, n_boot, seed)
-                ax.fill_between(g.env_steps, lo, hi, color=cols[key], alpha=0.18, lw=0)
-                drawn += [lo, hi]
-        levels = [lvl for lvl, _ in refs.get(m, [])]
-        for lvl, text in refs.get(m, []):
-            ax.axhline(lvl, color="black", ls=":", lw=1)
-            ax.annotate(text, (0.01, lvl), xycoords=("axes fraction", "data"), xytext=(0, 2),
-                        textcoords="offset points", fontsize=7.5, va="bottom")
-        ax.set_ylim(*robust_limits(drawn, levels))
-        ax.set_xlabel(metric_name("env_steps"))
-        ax.set_ylabel(metric_name(m))
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
-        ax.grid(alpha=0.3)
+        _draw_panel(ax, groups, m, cols, refs, smooth_window, n_boot, seed)
     handles, labels = axes[0][0].get_legend_handles_labels()
     ncol = len(labels) if len(labels) <= 5 else -(-len(labels) // 2)
     fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=8.5, frameon=False,
                bbox_to_anchor=(0.5, 1.0))
-    any_ci = any(g.values[metrics[0]].shape[0] > 1 for g in groups.values())
-    parts = [f"{title}." if title else "", "Lines: mean over seeds"]
-    if any_ci:
-        parts.append(f"; bands: 95% percentile-bootstrap CI of the mean over seeds ({n_boot:,} resamples, "
-                     f"seed {seed})")
-    if any(g.values[metrics[0]].shape[0] == 1 for g in groups.values()):
-        parts.append("; dashed: a single seed (no CI)")
-    parts.append(f"; each seed smoothed by a trailing moving average over {smooth_window} iterations"
-                 if smooth_window > 1 else "; unsmoothed")
-    if budget:
-        parts.append(f". {budget}")
-    caption = (" ".join(p for p in parts[:1] if p) + " " + "".join(parts[1:])).strip() + "."
+    caption = _caption(groups, metrics[0], title, smooth_window, n_boot, seed, budget)
     fig.text(0.5, 0.005, _wrap(caption, 150 if len(metrics) > 1 else 95), ha="center", va="bottom", fontsize=8)
     rows = 1 if len(labels) <= 5 else 2
     fig.tight_layout(rect=(0, 0.06, 1, 0.94 if rows == 1 else 0.9))

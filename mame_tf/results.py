@@ -24,17 +24,18 @@ import numpy as np
 DEFAULT_METRICS = ("post_adapt/return", "post_adapt/final_goal_distance")
 
 
-def load_progress_rows(path: str) -> list[dict[str, str]]:
-    """The rows of a ``progress.csv`` (empty if it does not exist)."""
-    if not os.path.exists(path):
+def progress_rows(run_dir: str) -> list[dict[str, str]]:
+    """The rows of ``run_dir/progress.csv`` as written (empty if there is none): the one reader of that file."""
+    try:
+        with open(os.path.join(run_dir, "progress.csv"), newline="") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
         return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def load_progress(run_dir: str) -> dict[str, np.ndarray]:
     """The columns of ``run_dir/progress.csv`` as float arrays (empty dict if it has no rows)."""
-    rows = load_progress_rows(os.path.join(run_dir, "progress.csv"))
+    rows = progress_rows(run_dir)
     if not rows:
         return {}
     return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}

@@ -31,7 +31,6 @@ Faults and what they leave (the launcher's exit code in brackets):
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import errno
 import fcntl
@@ -95,6 +94,43 @@ def _lock_holder(path: str) -> str:
     return f"process {pid}" if pid.isdigit() else "another process"
 
 
+class LockHeld(RuntimeError):
+    """Another live process holds the lock; ``holder`` names it (``process 1234``)."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+class LockFailed(OSError):
+    """The file system refused the lock itself (not because another process holds it)."""
+
+
+def acquire_lock(lock_path: str) -> int:
+    """An exclusive ``flock`` on ``lock_path`` (created if needed), which then holds this process's id.
+
+    Returns the file descriptor: closing it, or the end of the process however it ends, releases the
+    lock, so a killed process never leaves it held. Raises :class:`LockHeld` when another process holds
+    it, :class:`LockFailed` when the lock cannot be taken, and OSError when the file cannot be opened or
+    written.
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise LockHeld(_lock_holder(lock_path)) from None
+        raise LockFailed(err.errno, err.strerror) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class Run:
     """The lifecycle of one training run in ``train.logdir`` (see the module docstring)."""
 
@@ -141,23 +177,13 @@ class Run:
             os.makedirs(path, exist_ok=True)
         except OSError as err:
             raise RunError(f"--logdir={path} cannot be created: {_reason(err)}") from None
-        lock_path = os.path.join(path, LOCK)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise RunError(f"--logdir={path} is not writable: {_reason(err)}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise RunError(f"--logdir={path} is in use by {_lock_holder(lock_path)}; wait for it to stop "
-                               f"(or stop it), or give another --logdir") from None
+            self._lock_fd = acquire_lock(os.path.join(path, LOCK))
+        except LockHeld as held:
+            raise RunError(f"--logdir={path} is in use by {held.holder}; wait for it to stop "
+                           f"(or stop it), or give another --logdir") from None
+        except LockFailed as err:
             raise RunError(f"--logdir={path} cannot be locked: {_reason(err)}") from None
-        self._lock_fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
         except OSError as err:
             raise RunError(f"--logdir={path} is not writable: {_reason(err)}") from None
         if not self.config.resume:
@@ -222,9 +248,10 @@ class Run:
                  + (f" (resumed at iteration {self.iteration})" if resumed else ""))
 
     def _last_logged_row(self) -> dict:
+        from mame_tf.results import progress_rows
+
         try:
-            with open(os.path.join(self.logdir, "progress.csv"), newline="") as fh:
-                rows = list(csv.DictReader(fh))
+            rows = progress_rows(self.logdir)
         except OSError:
             return {}
         row = rows[-1] if rows else {}

@@ -136,25 +136,33 @@ class MetaSampler:
             alive &= ~terminated
             if not alive.any():
                 break
-
-        for buf in (obs_buf, act_buf, logp_buf, mean_buf):  # zero the steps after termination, in place
-            np.multiply(buf, mask_buf.reshape(mask_buf.shape + (1,) * (buf.ndim - 2)), out=buf)
-
-        def to_tev(x):  # [H, N, ...] -> [T, E, H, ...]
-            x = x.reshape((H, T, E) + x.shape[2:])
-            return np.ascontiguousarray(np.moveaxis(x, 0, 2))
-
-        return Batch(
-            obs=to_tev(obs_buf),
-            actions=to_tev(act_buf),
-            rewards=to_tev(rew_buf),
-            mask=to_tev(mask_buf),
-            logp=to_tev(logp_buf),
-            mean=to_tev(mean_buf),
-            log_std=to_tev(logstd_buf),
-            tasks=list(tasks),
-            infos={k: to_tev(v) for k, v in infos.items()},
-        )
+        return _batch_of_steps(tasks, E, obs_buf, act_buf, rew_buf, mask_buf, logp_buf, mean_buf, logstd_buf, infos)
 
     def close(self) -> None:
         self._env.close()
+
+
+def _batch_of_steps(tasks: Sequence, E: int, obs, actions, rewards, mask, logp, mean, log_std,
+                    infos: dict[str, np.ndarray]) -> Batch:
+    """The step-major buffers ``[H, N, ...]`` (``N = T·E``, simulation ``t·E + e``) as a :class:`Batch`
+    ``[T, E, H, ...]``; the observations, actions, log-probabilities and means of the steps after
+    termination are zeroed first, in place."""
+    for buf in (obs, actions, logp, mean):
+        np.multiply(buf, mask.reshape(mask.shape + (1,) * (buf.ndim - 2)), out=buf)
+    H, T = mask.shape[0], len(tasks)
+
+    def to_tev(x):  # [H, N, ...] -> [T, E, H, ...]
+        x = x.reshape((H, T, E) + x.shape[2:])
+        return np.ascontiguousarray(np.moveaxis(x, 0, 2))
+
+    return Batch(
+        obs=to_tev(obs),
+        actions=to_tev(actions),
+        rewards=to_tev(rewards),
+        mask=to_tev(mask),
+        logp=to_tev(logp),
+        mean=to_tev(mean),
+        log_std=to_tev(log_std),
+        tasks=list(tasks),
+        infos={k: to_tev(v) for k, v in infos.items()},
+    )

@@ -17,7 +17,6 @@ Checkpoints are read, never written or removed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 
@@ -60,17 +59,11 @@ class LoadedRun:
 
 def load_run(logdir: str) -> LoadedRun:
     """The run's configuration and its complete checkpoints (ValueError naming what is missing)."""
-    from mame_tf import config as cfgmod
-    from mame_tf.registry import algorithm_class
+    from mame_tf.api import read_config
 
-    path = os.path.join(logdir, "config.json")
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(logdir, "config.json")):
         raise ValueError(f"--logdir={logdir!r} has no config.json; give a run directory written by a launcher")
-    with open(path) as fh:
-        saved = json.load(fh)
-    cls = algorithm_class(saved["algorithm"])
-    train = cfgmod.from_dict(cfgmod.TrainConfig, saved["train"])
-    algo_cfg = cfgmod.from_dict(cls.config_class, saved["algo"])
+    cls, train, algo_cfg = read_config(logdir)
     ckdir = os.path.join(logdir, "checkpoints")
     found = {}
     if os.path.isdir(ckdir):
@@ -80,7 +73,7 @@ def load_run(logdir: str) -> LoadedRun:
                 found[int(m.group(1))] = os.path.join(ckdir, name)
     if not found:
         raise ValueError(f"--logdir={logdir!r} has no complete checkpoint in {ckdir}")
-    return LoadedRun(logdir, saved["algorithm"], train, algo_cfg, dict(sorted(found.items())))
+    return LoadedRun(logdir, cls.name, train, algo_cfg, dict(sorted(found.items())))
 
 
 def select_checkpoints(run: LoadedRun, spec: str | int) -> list[int]:
@@ -297,7 +290,6 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
     """A GIF of the adapted policy on each task (one after the other) and a strip of frames."""
     import imageio
 
-    from mame_tf import envs
     from mame_tf.plotting import display_name
     from mame_tf.rendering import caption, render_mujoco_states
 
@@ -313,33 +305,7 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
             batch = sampler.sample(tasks, algo.exploration_policy(adapted))
             explore_return = batch.mean_return()
             adapted = algo.adapt(batch, adapted, run.train.inner_steps)
-        policy = algo.exploitation_policy(adapted)
-        # step the adapted policy here, record the simulator states, render them in a TF-free process
-        sims = [envs.make(run.train.env) for _ in tasks]
-        obs, states = [], [[] for _ in tasks]
-        for sim, task, rec in zip(sims, tasks, states):
-            sim.unwrapped.set_task(task)
-            obs.append(sim.reset(seed=int(rng.integers(2**31)))[0])
-            rec.append((sim.unwrapped.data.qpos.copy(), sim.unwrapped.data.qvel.copy(), 0.0))
-        returns = np.zeros(len(tasks))
-        alive = np.ones(len(tasks), bool)
-        for t in range(run.train.horizon):
-            mean, log_std = policy(np.asarray(obs, np.float32)[:, None, :])
-            mean = np.asarray(mean).reshape(len(tasks), -1)
-            std = np.exp(np.broadcast_to(np.asarray(log_std).reshape(-1, mean.shape[-1]), mean.shape))
-            action = mean + std * rng.standard_normal(mean.shape)
-            for j, sim in enumerate(sims):
-                if not alive[j]:
-                    continue
-                obs[j], r, terminated, truncated, _ = sim.step(action[j])
-                returns[j] += r
-                states[j].append((sim.unwrapped.data.qpos.copy(), sim.unwrapped.data.qvel.copy(), returns[j]))
-                alive[j] &= not (terminated or truncated)
-            if not alive.any():
-                break
-        dt = _dt(sims[0])
-        for sim in sims:
-            sim.close()
+        states, returns, dt = _record_episodes(run, algo.exploitation_policy(adapted), tasks, rng)
         frames, strips = [], []
         for j, task in enumerate(tasks):
             keep = list(range(0, len(states[j]), frame_every))
@@ -361,6 +327,40 @@ def mujoco_videos(run: LoadedRun, iterations: list[int], tasks: list, seed: int,
               + f" (exploration episodes: mean return {explore_return:.1f})", flush=True)
     sampler.close()
     return written
+
+
+def _record_episodes(run: LoadedRun, policy, tasks: list, rng: np.random.Generator):
+    """One episode of ``policy`` on each task, stepped here in gymnasium envs; the simulator states are
+    recorded to be rendered later in a TF-free process. Returns ``(states, returns [tasks], dt)`` with
+    ``states[j]`` the ``(qpos, qvel, return so far)`` of task ``j`` after the reset and after each step."""
+    from mame_tf import envs
+
+    sims = [envs.make(run.train.env) for _ in tasks]
+    obs, states = [], [[] for _ in tasks]
+    for sim, task, rec in zip(sims, tasks, states):
+        sim.unwrapped.set_task(task)
+        obs.append(sim.reset(seed=int(rng.integers(2**31)))[0])
+        rec.append((sim.unwrapped.data.qpos.copy(), sim.unwrapped.data.qvel.copy(), 0.0))
+    returns = np.zeros(len(tasks))
+    alive = np.ones(len(tasks), bool)
+    for _ in range(run.train.horizon):
+        mean, log_std = policy(np.asarray(obs, np.float32)[:, None, :])
+        mean = np.asarray(mean).reshape(len(tasks), -1)
+        std = np.exp(np.broadcast_to(np.asarray(log_std).reshape(-1, mean.shape[-1]), mean.shape))
+        action = mean + std * rng.standard_normal(mean.shape)
+        for j, sim in enumerate(sims):
+            if not alive[j]:
+                continue
+            obs[j], r, terminated, truncated, _ = sim.step(action[j])
+            returns[j] += r
+            states[j].append((sim.unwrapped.data.qpos.copy(), sim.unwrapped.data.qvel.copy(), returns[j]))
+            alive[j] &= not (terminated or truncated)
+        if not alive.any():
+            break
+    dt = _dt(sims[0])
+    for sim in sims:
+        sim.close()
+    return states, returns, dt
 
 
 def _dt(env) -> float:

@@ -178,6 +178,7 @@ def test_fast_backend_and_gym_fallback_agree():
         o2, r2, t2, i2 = slow.step(a)
         np.testing.assert_allclose(o1, o2, atol=1e-8)
         np.testing.assert_allclose(r1, r2, atol=1e-8)
+        np.testing.assert_array_equal(t1, t2)
         np.testing.assert_allclose(i1["x_velocity"], i2["x_velocity"], atol=1e-8)
     slow.close()
 

@@ -88,6 +88,31 @@ def test_outdir_that_is_a_file_is_refused(tmp_path):
     assert out.returncode == 2 and "is a file, not a directory" in out.stderr.splitlines()[-1]
 
 
+def test_a_second_driver_on_the_same_outdir_is_refused_naming_the_first(tmp_path):
+    from mame_tf.run import acquire_lock
+
+    os.makedirs(tmp_path / ".experiment")
+    lock_path = str(tmp_path / ".experiment" / "driver.lock")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom mame_tf.run import acquire_lock\n"
+                               "acquire_lock(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(600)", lock_path],
+                              stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        argv = [sys.executable, COMPARE, f"--outdir={tmp_path}", "--env=point_corner", "--algos=mame", "--seeds=0",
+                "--iterations=1", f"--run_flags={TINY_RUN}"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=ENV)
+        assert out.returncode == 2 and out.stderr.splitlines()[-1] == (
+            f"error: --outdir={tmp_path} is in use by process {holder.pid} (another compare.py); wait for it to "
+            f"stop (or stop it), or give another --outdir")
+        assert sorted(os.listdir(tmp_path)) == [".experiment"]  # nothing was started
+        dry = subprocess.run(argv + ["--dry_run"], capture_output=True, text=True, timeout=300, env=ENV)
+        assert dry.returncode == 0 and "1 runs in" in dry.stdout  # a dry run changes nothing, so it may look
+    finally:
+        holder.kill()
+        holder.wait()
+    os.close(acquire_lock(lock_path))  # a driver that died leaves the directory free
+
+
 def test_ablations_are_mame_flags():
     runs = plan("point_corner", ["mame"], ["3"], True, "out", 5, "", "disabled")
     assert [r.label for r in runs] == list(_compare_module().ABLATIONS)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mame_tf import plotting
+from mame_tf.experiment import ABLATIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +41,7 @@ def test_robust_limits_ignore_an_early_spike_and_keep_reference_levels():
 
 
 def test_every_algorithm_and_ablation_has_its_own_colour():
-    keys = set(plotting.ALGO_ORDER) | set(plotting.ABLATION_ORDER)
+    keys = set(plotting.ALGO_ORDER) | set(ABLATIONS)
     assert keys <= set(plotting.STYLES)
     assert len({plotting.STYLES[k][1] for k in plotting.STYLES}) == len(plotting.STYLES)
     assert plotting.colours(["promp", "new_method"]) == {"promp": plotting.STYLES["promp"][1],

@@ -52,7 +52,7 @@ def ant_terminated(qpos, qvel) -> np.ndarray:
     return ~(finite & healthy)
 
 
-class AntDirEnv(MetaMujocoEnv):
+class AntDirEnv(MetaMujocoEnv):  # noqa: V102 (named in mame_tf.registry.FAMILIES)
     """Ant that must walk forward or backward along x (task: :class:`DirectionTask`, ``direction`` = ±1)."""
 
     family = "ant_dir"

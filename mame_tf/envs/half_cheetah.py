@@ -53,7 +53,7 @@ class _HalfCheetahTaskEnv(MetaMujocoEnv):
         return self._get_obs(), float(reward), False, False, info
 
 
-class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
+class HalfCheetahVelEnv(_HalfCheetahTaskEnv):  # noqa: V102 (named in mame_tf.registry.FAMILIES)
     """HalfCheetah that must run at a target velocity (task: :class:`VelocityTask`, ``velocity`` ~ U(0, 2))."""
 
     family = "cheetah_vel"
@@ -62,7 +62,7 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
     reward_fn = staticmethod(reward_cheetah_vel)
 
 
-class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
+class HalfCheetahDirEnv(_HalfCheetahTaskEnv):  # noqa: V102 (named in mame_tf.registry.FAMILIES)
     """HalfCheetah that must run forward or backward (task: :class:`DirectionTask`, ``direction`` = ±1)."""
 
     family = "cheetah_dir"

@@ -101,7 +101,7 @@ class MetaMujocoEnv(MujocoEnv):
         return task_parameter([self._task])
 
     # gymnasium API ----------------------------------------------------------------------------
-    def reset_model(self):
+    def reset_model(self):  # noqa: V105 (the hook gymnasium's MujocoEnv.reset calls)
         qpos, qvel = reset_noise(self.np_random, self.init_qpos, self.model.nv)
         self.set_state(qpos, self.init_qvel + qvel)
         return self._get_obs()

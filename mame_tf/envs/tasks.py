@@ -81,7 +81,7 @@ class DirectionTask:
         return self.direction
 
 
-Task = Union[GoalTask, VelocityTask, DirectionTask]
+Task = Union[GoalTask, VelocityTask, DirectionTask]  # noqa: V107 (public: the type of any task)
 
 
 def make_rng(seed=None, rng: np.random.Generator | None = None) -> np.random.Generator:
