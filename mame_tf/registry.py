@@ -19,6 +19,7 @@ def resolve(target: str):
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
+
 # Short name (the launcher's and the results' name) -> "module:Class". The order is the order of every
 # table and legend: MAME first, then the baselines as in the paper's Fig. 2.
 ALGORITHMS: dict[str, str] = {
