@@ -17,7 +17,8 @@ Parameter order is fixed and documented: ``[W_0, b_0, W_1, b_1, ..., W_L, b_L]``
 followed by ``log_std`` (``[act_dim]``) for Gaussian policies. Kernels use Glorot-uniform
 initialisation and biases zeros, as in the policy network of Finn et al. (2017): two hidden layers of
 100 ReLU units, a linear mean output and a state-independent learned log standard deviation
-initialised to ``log(1.0)``.
+initialised to ``log(1.0)``. Its distribution is tensorflow-probability's ``MultivariateNormalDiag``
+(:func:`gaussian`), which gives every log-probability and KL of the algorithms.
 
 Latent-conditioned networks (MAME's exploitation policy π_{θ,z}(a|s) and self-supervision network
 M_{β,z}(s, a)) concatenate a latent vector ``z`` to their input. ``z`` is either one vector
@@ -26,8 +27,9 @@ M_{β,z}(s, a)) concatenate a latent vector ``z`` to their input. ``z`` is eithe
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import keras
@@ -217,16 +219,15 @@ class GaussianMLPPolicy(_FunctionalMLP):
         return mean, log_std
 
     def distribution(self, params, obs, z=None, per_task: bool = False) -> tfd.Distribution:
-        """The tfp distribution π(·|s[, z]) with batch shape ``[T, ...]`` and event shape ``[act_dim]``."""
-        mean, log_std = self.forward(params, obs, z, per_task)
-        return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(log_std))
+        """π(·|s[, z]): the tfp distribution :func:`gaussian` of :meth:`forward`, batch shape ``[T, ...]``."""
+        return gaussian(*self.forward(params, obs, z, per_task))
 
     def log_prob(self, params, obs, actions, z=None, per_task: bool = False) -> tf.Tensor:
-        """log π(a|s[, z]) ``[T, ...]`` (closed form of the tfp diagonal Gaussian, cheaper to differentiate twice)."""
-        mean, log_std = self.forward(params, obs, z, per_task)
-        return gaussian_log_prob(mean, log_std, actions)
+        """log π(a|s[, z]) ``[T, ...]``."""
+        return self.distribution(params, obs, z, per_task).log_prob(tf.cast(actions, params[0].dtype))
 
     def call(self, obs, z=None):
+        """``policy(obs[, z])``: the mean action under the model's own variables (Keras' entry point)."""
         return self.forward(self.params, obs, z)[0]
 
     def sampling_fn(self, params=None, z=None, per_task: bool = False):
@@ -270,27 +271,53 @@ class GaussianMLPPolicy(_FunctionalMLP):
         return fn
 
 
-def gaussian_log_prob(mean: tf.Tensor, log_std: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
-    """Log-density of a diagonal Gaussian, summed over the last (action) axis."""
-    actions = tf.cast(actions, mean.dtype)
-    z = (actions - mean) * tf.exp(-log_std)
-    return tf.reduce_sum(-0.5 * tf.square(z) - log_std, axis=-1) - 0.5 * math.log(2.0 * math.pi) * tf.cast(
-        tf.shape(mean)[-1], mean.dtype
-    )
+# --------------------------------------------------------------------------------------------------
+# Diagonal Gaussians: tensorflow-probability distributions.
+# --------------------------------------------------------------------------------------------------
+def mvn_diag(mean: tf.Tensor, log_std: tf.Tensor) -> tfd.Distribution:
+    """``MultivariateNormalDiag(mean, exp(log_std))``: batch shape ``mean.shape[:-1]``, event ``[act_dim]``."""
+    return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(log_std))
+
+
+_make_gaussian: Callable[[tf.Tensor, tf.Tensor], tfd.Distribution] = mvn_diag
+
+
+@contextlib.contextmanager
+def gaussian_family(make: Callable[[tf.Tensor, tf.Tensor], tfd.Distribution]) -> Iterator[None]:
+    """Within the block, :func:`gaussian` builds ``make(mean, log_std)`` instead of :func:`mvn_diag`.
+
+    ``make`` returns anything with tfp's ``log_prob(x)`` and ``kl_divergence(other)``. The choice is
+    read when a function runs eagerly or is *traced*: a ``tf.function`` keeps the distributions it
+    was traced with, so build and first call an algorithm's compiled update inside the block
+    (``benchmarks/tfp_cost.py`` times other forms against tfp's this way).
+    """
+    global _make_gaussian
+    previous, _make_gaussian = _make_gaussian, make
+    try:
+        yield
+    finally:
+        _make_gaussian = previous
+
+
+def gaussian(mean: tf.Tensor, log_std: tf.Tensor) -> tfd.Distribution:
+    """The diagonal Gaussian of every policy here: :func:`mvn_diag` unless :func:`gaussian_family` says otherwise.
+
+    tfp costs no more than the same log-density and KL written out by hand, in the second-order
+    updates: ``python benchmarks/tfp_cost.py --forms=closed_form,tfp,independent_normal`` (cheetah_dir,
+    40 tasks x 20 episodes x 200 steps, 7 interleaved repetitions, os.cpu_count() = 2) gave as median
+    ratios tfp / closed form of the compiled update functions 1.02 for MAME, 0.99 for MAME with the VPG
+    inner step and 0.96 for MAML-TRPO (``Independent(Normal)``: 1.00, 0.95, 1.08). Preliminary: the two
+    cores were shared with two training runs and other jobs (load average 3 to 9), which made the whole
+    updates' ratios (numpy advantages included) too noisy to read; for MultivariateNormalDiag the
+    compiled functions' were within 5 %. A second run (``--forms=closed_form,tfp --algos=mame,maml_trpo
+    --reps=5``, load average 4 to 6): compiled 1.03 (MAME) and 0.99 (MAML-TRPO), whole update 0.90 and 0.92.
+    """
+    return _make_gaussian(mean, log_std)
 
 
 def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> tf.Tensor:
-    """KL(p ‖ q) of diagonal Gaussians, summed over the last axis."""
-    var_p = tf.exp(2.0 * log_std_p)
-    var_q = tf.exp(2.0 * log_std_q)
-    return tf.reduce_sum(
-        log_std_q - log_std_p + (var_p + tf.square(mean_p - mean_q)) / (2.0 * var_q) - 0.5, axis=-1
-    )
-
-
-def gaussian_entropy(log_std) -> tf.Tensor:
-    """Entropy of a diagonal Gaussian, summed over the last axis."""
-    return tf.reduce_sum(log_std + 0.5 * math.log(2.0 * math.pi * math.e), axis=-1)
+    """KL(p ‖ q) of the diagonal Gaussians :func:`gaussian`, summed over the last axis."""
+    return gaussian(mean_p, log_std_p).kl_divergence(gaussian(mean_q, log_std_q))
 
 
 class RegressionMLP(_FunctionalMLP):
@@ -311,7 +338,6 @@ class RegressionMLP(_FunctionalMLP):
         if latent_dim < 0:
             raise ValueError(f"latent_dim={latent_dim} must be >= 0")
         super().__init__(in_dim + latent_dim, 1, hidden_sizes, activation, seed, name)
-        self.input_dim = int(in_dim)
         self.latent_dim = int(latent_dim)
 
     def forward(self, params, x, z=None, per_task: bool = False) -> tf.Tensor:
@@ -323,4 +349,5 @@ class RegressionMLP(_FunctionalMLP):
         return mlp_forward(params, x, self._activation, per_task)[..., 0]
 
     def call(self, x, z=None):
+        """``model(x[, z])``: the prediction under the model's own variables (Keras' entry point)."""
         return self.forward(self.params, x, z)

@@ -4,13 +4,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from mame_tf.networks import (
-    GaussianMLPPolicy,
-    RegressionMLP,
-    gaussian_entropy,
-    gaussian_kl,
-    gaussian_log_prob,
-)
+from mame_tf.networks import GaussianMLPPolicy, RegressionMLP, gaussian, gaussian_family, gaussian_kl
+
+tfd = tfp.distributions
 
 
 def _f64(params):
@@ -53,16 +49,59 @@ def test_per_task_forward_equals_separate_forwards():
         np.testing.assert_allclose(log_std[t].numpy(), ls_t[0].numpy(), rtol=1e-6)
 
 
-def test_log_prob_and_kl_match_tfp():
+def _gaussians():
     rng = np.random.default_rng(2)
     m1, m2 = rng.normal(size=(2, 4, 3))
     s1, s2 = rng.normal(scale=0.3, size=(2, 4, 3))
-    a = rng.normal(size=(4, 3))
-    d1 = tfp.distributions.MultivariateNormalDiag(m1, np.exp(s1))
-    d2 = tfp.distributions.MultivariateNormalDiag(m2, np.exp(s2))
-    np.testing.assert_allclose(gaussian_log_prob(tf.constant(m1), tf.constant(s1), a), d1.log_prob(a), rtol=1e-10)
-    np.testing.assert_allclose(gaussian_kl(m1, s1, m2, s2), d1.kl_divergence(d2), rtol=1e-10)
-    np.testing.assert_allclose(gaussian_entropy(tf.constant(s1)), d1.entropy(), rtol=1e-10)
+    return m1, s1, m2, s2, rng.normal(size=(4, 3))
+
+
+def _diagonal_gaussian_log_prob(a, mean, log_std):
+    return -0.5 * np.sum(((a - mean) / np.exp(log_std)) ** 2 + 2 * log_std + np.log(2 * np.pi), axis=-1)
+
+
+def test_log_prob_and_kl_are_the_diagonal_gaussian_formulas():
+    """tfp's distribution, as built here (scale exp(log_std), KL(p ‖ q) in that order), in float64."""
+    m1, s1, m2, s2, a = _gaussians()
+    kl = np.sum(s2 - s1 + (np.exp(2 * s1) + (m1 - m2) ** 2) / (2 * np.exp(2 * s2)) - 0.5, axis=-1)
+    np.testing.assert_allclose(gaussian(tf.constant(m1), tf.constant(s1)).log_prob(a),
+                               _diagonal_gaussian_log_prob(a, m1, s1), rtol=1e-12)
+    np.testing.assert_allclose(gaussian_kl(m1, s1, m2, s2), kl, rtol=1e-12)
+    # The policy's log_prob: with zero weights its mean is the output bias for every observation.
+    pol = GaussianMLPPolicy(3, 3, hidden_sizes=(4,), seed=2)
+    params = _f64([np.zeros(p.shape) for p in pol.params[:-2]]) + [tf.constant(m1[0]), tf.constant(s1[0])]
+    np.testing.assert_allclose(pol.log_prob(params, np.ones((4, 3)), a),
+                               _diagonal_gaussian_log_prob(a, m1[0], s1[0]), rtol=1e-12)
+
+
+def test_gaussian_family_substitutes_and_restores():
+    m1, s1, m2, s2, a = _gaussians()
+    built = []
+
+    def independent(mean, log_std):
+        built.append(mean)
+        return tfd.Independent(tfd.Normal(mean, tf.exp(log_std)), 1)
+
+    with gaussian_family(independent):
+        lp, kl = gaussian(tf.constant(m1), tf.constant(s1)).log_prob(a), gaussian_kl(m1, s1, m2, s2)
+    assert len(built) == 3
+    np.testing.assert_allclose(lp, gaussian(tf.constant(m1), tf.constant(s1)).log_prob(a), rtol=1e-12)
+    np.testing.assert_allclose(kl, gaussian_kl(m1, s1, m2, s2), rtol=1e-12)
+    with pytest.raises(RuntimeError):
+        with gaussian_family(independent):
+            raise RuntimeError
+    gaussian_kl(m1, s1, m2, s2)
+    assert len(built) == 3  # restored after the exception
+
+
+def test_keras_call_is_the_forward_on_the_variables():
+    rng = np.random.default_rng(6)
+    pol = GaussianMLPPolicy(3, 2, hidden_sizes=(8,), latent_dim=2, seed=6)
+    net = RegressionMLP(5, hidden_sizes=(8,), latent_dim=2, seed=7)
+    obs, z = rng.normal(size=(2, 4, 3)).astype(np.float32), np.array([0.5, -1.0], np.float32)
+    x = rng.normal(size=(2, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(pol(obs, z).numpy(), pol.forward(pol.params, obs, z)[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(net(x, z).numpy(), net.forward(net.params, x, z).numpy(), rtol=1e-6)
 
 
 def _central_fd(f, params, eps=1e-6):
