@@ -57,17 +57,13 @@ def evaluate_per_task(algo, sampler, tasks, k: int) -> tuple[dict, list[float]]:
     """``mame_tf.trainer.evaluate``'s numbers plus the post-update return's 95% bootstrap CI over tasks,
     and the post-update return of every task."""
     from mame_tf.plotting import bootstrap_ci
-    from mame_tf.trainer import adapt_and_sample
+    from mame_tf.trainer import adapt_and_sample, evaluation_metrics
 
-    pre, post, _ = adapt_and_sample(algo, sampler, tasks, k)
-    per_task = post.episode_returns().mean(axis=1)
+    pre_batches, post_batch, _ = adapt_and_sample(algo, sampler, tasks, k)
+    per_task = post_batch.episode_returns().mean(axis=1)
     lo, hi = bootstrap_ci(per_task, n_boot=10_000, seed=0)
-    row = {"eval/pre_adapt/return": pre[0].mean_return() if pre else post.mean_return(),
-           "eval/post_adapt/return": post.mean_return(),
+    row = {**evaluation_metrics(pre_batches, post_batch),
            "eval/post_adapt/return_ci95_low": float(lo), "eval/post_adapt/return_ci95_high": float(hi)}
-    for key in sorted(post.infos):
-        if key != "position":
-            row[f"eval/post_adapt/final_{key}"] = post.final_info(key)
     return row, [float(v) for v in per_task]
 
 

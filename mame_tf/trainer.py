@@ -25,7 +25,6 @@ from mame_tf.sampler import MetaSampler
 
 def adapt_and_sample(algo: MetaAlgorithm, sampler: MetaSampler, tasks, inner_steps: int):
     """The adaptation path used by training and meta-testing: returns ``(pre_batches, post_batch, times)``."""
-    t0 = time.perf_counter()
     t_sample = t_adapt = 0.0
     adapted = None
     pre_batches: list[Batch] = []
@@ -39,15 +38,20 @@ def adapt_and_sample(algo: MetaAlgorithm, sampler: MetaSampler, tasks, inner_ste
     t = time.perf_counter()
     post_batch = sampler.sample(tasks, algo.exploitation_policy(adapted))
     t_sample += time.perf_counter() - t
-    return pre_batches, post_batch, {"time/sampling": t_sample, "time/adapt": t_adapt, "time/rollout_total": time.perf_counter() - t0}
+    return pre_batches, post_batch, {"time/sampling": t_sample, "time/adapt": t_adapt}
 
 
 def evaluate(algo: MetaAlgorithm, sampler: MetaSampler, tasks, inner_steps: int) -> dict[str, float]:
     """Meta-test on ``tasks``: mean returns of each exploration batch and after adaptation."""
     pre_batches, post_batch, _ = adapt_and_sample(algo, sampler, tasks, inner_steps)
     out = {f"eval/return_batch_{k}": b.mean_return() for k, b in enumerate(pre_batches)}
-    out["eval/pre_adapt/return"] = (pre_batches[0] if pre_batches else post_batch).mean_return()
-    out["eval/post_adapt/return"] = post_batch.mean_return()
+    return {**out, **evaluation_metrics(pre_batches, post_batch)}
+
+
+def evaluation_metrics(pre_batches: list[Batch], post_batch: Batch) -> dict[str, float]:
+    """``eval/pre_adapt/return``, ``eval/post_adapt/return`` and the post-update episodes' final infos."""
+    out = {"eval/pre_adapt/return": (pre_batches[0] if pre_batches else post_batch).mean_return(),
+           "eval/post_adapt/return": post_batch.mean_return()}
     for key in sorted(post_batch.infos):
         if key != "position":
             out[f"eval/post_adapt/final_{key}"] = post_batch.final_info(key)

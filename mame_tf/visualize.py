@@ -217,8 +217,8 @@ def _paths(ax, positions: np.ndarray, starts: np.ndarray, colour: str, n: int):
 def rollout(algo, sampler, tasks, inner_steps: int):
     from mame_tf.trainer import adapt_and_sample
 
-    pre, post, _ = adapt_and_sample(algo, sampler, tasks, inner_steps)
-    return (pre[0] if pre else None), post
+    pre_batches, post_batch, _ = adapt_and_sample(algo, sampler, tasks, inner_steps)
+    return (pre_batches[0] if pre_batches else None), post_batch
 
 
 def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes: int, seed: int,
@@ -239,12 +239,12 @@ def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes:
     for it in iterations:
         sampler.set_state(fresh)  # each checkpoint's episodes do not depend on which others are drawn
         state = restore(algo, run.checkpoints[it])
-        pre, post = rollout(algo, sampler, tasks, run.train.inner_steps)
+        pre_batch, post_batch = rollout(algo, sampler, tasks, run.train.inner_steps)
         steps = state.get("env_steps")
-        rows.append((it, steps, pre, post))
+        rows.append((it, steps, pre_batch, post_batch))
         fig, axes = plt.subplots(2, len(tasks), figsize=(max(2.7 * len(tasks), 5.4), 7.2), squeeze=False)
         for j, task in enumerate(tasks):
-            for row, batch, col in ((0, pre, "#555555"), (1, post, colour)):
+            for row, batch, col in ((0, pre_batch, "#555555"), (1, post_batch, colour)):
                 ret = batch.episode_returns()[j].mean()
                 dist = float(batch.infos["goal_distance"][j, :, -1].mean())
                 _arena(axes[row, j], task.goal, f"{task_label(task)}\n{names[row]}\nreturn {ret:.2f}, "
@@ -252,7 +252,7 @@ def point_pictures(run: LoadedRun, iterations: list[int], tasks: list, episodes:
                 _paths(axes[row, j], batch.infos["position"][j], batch.obs[j, :, 0], col, episodes)
         fig.suptitle(f"{display_name(run.algorithm)} on {run.train.env}, iteration {it}"
                      + (f" ({steps:,} environment steps)" if steps else "")
-                     + f"\n{min(episodes, pre.episodes_per_task)} episodes per panel; ○ start, ★ goal, "
+                     + f"\n{min(episodes, pre_batch.episodes_per_task)} episodes per panel; ○ start, ★ goal, "
                        "green: the goal's rewarded region, dashed square: start area", fontsize=9)
         fig.tight_layout(rect=(0, 0, 1, 0.94), h_pad=2.0)
         path = os.path.join(outdir, f"trajectories_iter{it:06d}.png")
