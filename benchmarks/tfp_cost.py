@@ -59,11 +59,11 @@ from mame_tf.mame import MAME  # noqa: E402
 from mame_tf.networks import gaussian_family, mvn_diag  # noqa: E402
 from mame_tf.optimizers import flatten  # noqa: E402
 from mame_tf.processed import process_batch  # noqa: E402
-from mame_tf.registry import algorithm_class  # noqa: E402
+from mame_tf.registry import FAMILIES, algorithm_class  # noqa: E402
 
 tfd = tfp.distributions
 
-flags.DEFINE_enum("env", "cheetah_dir", ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"],
+flags.DEFINE_enum("env", "cheetah_dir", list(FAMILIES),
                   "Task family (sets the observation and action sizes and the presets; nothing is simulated).")
 flags.DEFINE_list("algos", ["mame", "mame_vpg_inner", "maml_trpo"],
                   "Algorithms to time: mame, mame_vpg_inner or any registered algorithm name.")

@@ -18,9 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from mame_tf.registry import ALGO_ORDER, algorithm_class  # noqa: E402
+from mame_tf.registry import ALGO_ORDER, FAMILIES, algorithm_class  # noqa: E402
 
-flags.DEFINE_enum("env", "cheetah_dir", ["point_corner", "cheetah_vel", "cheetah_dir", "ant_dir"], "Task family.")
+flags.DEFINE_enum("env", "cheetah_dir", list(FAMILIES), "Task family.")
 flags.DEFINE_list("algos", list(ALGO_ORDER), "Algorithms to time.")
 flags.DEFINE_integer("meta_batch_size", 40, "Tasks per iteration.")
 flags.DEFINE_integer("episodes_per_task", 20, "Episodes per task.")
