@@ -111,10 +111,12 @@ class MAMEConfig:
 # Pure functions of explicit parameters (used by the class and by the float64 gradient tests).
 # --------------------------------------------------------------------------------------------------
 class InnerStep(NamedTuple):
-    """What one inner step on z saw: z before the step ``[T, k]``, ‖∇_z L_i‖ ``[T]`` and the clipping
-    factor ``min(1, c/‖∇_z L_i‖)`` of ``inner_grad_clip`` = c ``[T]`` (1 without clipping)."""
+    """What one inner step on z saw: z before the step ``[T, k]``, the weighted inner loss L_i there
+    ``[T]``, ‖∇_z L_i‖ ``[T]`` and the clipping factor ``min(1, c/‖∇_z L_i‖)`` of ``inner_grad_clip`` = c
+    ``[T]`` (1 without clipping)."""
 
     z: tf.Tensor
+    loss: tf.Tensor
     grad_norm: tf.Tensor
     clip_scale: tf.Tensor
 
@@ -171,7 +173,7 @@ def adapt_latent(cfg: MAMEConfig, pi, self_supervision, mu, theta, beta, phi, z,
         scale = tf.ones_like(norm)
         if cfg.inner_grad_clip > 0:
             scale = tf.minimum(1.0, cfg.inner_grad_clip / norm)
-        record.append(InnerStep(zt, norm, scale))
+        record.append(InnerStep(zt, per_task, norm, scale))
         if k == 0:
             first_loss = tf.reduce_mean(per_task)
         zt = zt - cfg.inner_lr * scale[:, None] * grad
@@ -350,12 +352,12 @@ class MAME(MetaAlgorithm):
         gnorm = adaptation.inner_record[0].grad_norm
         out.update({"diag/inner_grad_norm_mean": tf.reduce_mean(gnorm),
                     "diag/inner_grad_norm_max": tf.reduce_max(gnorm)})
-        if self.cfg.inner_objective == "regression":
-            mask = tf.cast(pre.mask, z.dtype)
-            for name, z_at in (("pre", adaptation.inner_record[0].z), ("post", adaptation.z_adapted)):
-                per_step = inner_loss_per_step(self.cfg, self.pi, self.self_supervision, self.pi.params,
-                                               self.self_supervision.params, tf.stop_gradient(z_at), pre)
-                err = masked_mean_per_task(per_step, mask)
+        if self.cfg.inner_objective == "regression":  # the first step's loss is M's error at z already
+            per_step = inner_loss_per_step(self.cfg, self.pi, self.self_supervision, self.pi.params,
+                                           self.self_supervision.params, tf.stop_gradient(adaptation.z_adapted), pre)
+            errors = {"pre": tf.stop_gradient(adaptation.inner_record[0].loss),
+                      "post": masked_mean_per_task(per_step, tf.cast(pre.mask, z.dtype))}
+            for name, err in errors.items():
                 out[f"diag/inner_error_{name}_mean"] = tf.reduce_mean(err)
                 out[f"diag/inner_error_{name}_max"] = tf.reduce_max(err)
         return out
